@@ -1,0 +1,200 @@
+//! Workloads for the simulated machine: one script of operations per CPU.
+
+use super::MmId;
+use std::vec::Vec;
+
+/// One step of a CPU's script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Context switch to this CPU's user task of `mm` (one task per CPU and mm).
+    User(MmId),
+    /// Context switch to a kernel thread (it borrows the current mm lazily).
+    Kthread,
+    /// The current user task exits: `exit_mm()` (it becomes a lazy user of its
+    /// own mm) and `mmput()`. The CPU runs the dead task until the next switch.
+    Exit,
+}
+
+/// A workload: how many mms there are, and one script per CPU.
+///
+/// Each pair (CPU, mm) that appears in an [`Op::User`] is one user task,
+/// holding one `mm_users` reference from the start. Every task must exit
+/// ([`Op::Exit`] while it runs) before its CPU's script ends, and a CPU never
+/// switches back to a task that exited. After its script every CPU goes down
+/// (switches to the kernel's own mm, dropping any lazy use), so that at the end
+/// of a correct run every mm has been freed exactly once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    nr_mms: usize,
+    scripts: Vec<Vec<Op>>,
+}
+
+impl Scenario {
+    /// Checks and wraps the scripts; panics with "scenario error: ..." on a
+    /// script that breaks the rules above.
+    pub fn new(nr_mms: usize, scripts: Vec<Vec<Op>>) -> Self {
+        assert!(!scripts.is_empty(), "scenario error: no CPUs");
+        assert!(
+            scripts.len() <= super::MAX_CPUS,
+            "scenario error: more than {} CPUs",
+            super::MAX_CPUS
+        );
+        for (cpu, script) in scripts.iter().enumerate() {
+            let mut live = std::collections::BTreeSet::new();
+            let mut dead = std::collections::BTreeSet::new();
+            let mut curr: Option<MmId> = None;
+            for op in script {
+                match *op {
+                    Op::User(mm) => {
+                        assert!(
+                            mm.index().is_some_and(|i| i < nr_mms),
+                            "scenario error: cpu{cpu} uses {mm}, which does not exist"
+                        );
+                        assert!(
+                            !dead.contains(&mm),
+                            "scenario error: cpu{cpu} switches to its task of {mm} after it exited"
+                        );
+                        live.insert(mm);
+                        curr = Some(mm);
+                    }
+                    Op::Kthread => curr = None,
+                    Op::Exit => {
+                        let mm = curr.take().unwrap_or_else(|| {
+                            panic!("scenario error: cpu{cpu} exits without a user task")
+                        });
+                        live.remove(&mm);
+                        dead.insert(mm);
+                    }
+                }
+            }
+            assert!(
+                live.is_empty(),
+                "scenario error: cpu{cpu}'s tasks of {live:?} never exit"
+            );
+        }
+        let s = Self { nr_mms, scripts };
+        for (i, n) in s.tasks_per_mm().into_iter().enumerate() {
+            assert!(n > 0, "scenario error: {} has no task", MmId::new(i));
+        }
+        s
+    }
+
+    /// Number of mms.
+    pub fn nr_mms(&self) -> usize {
+        self.nr_mms
+    }
+
+    /// Number of CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.scripts.len()
+    }
+
+    /// The script of `cpu`.
+    pub fn script(&self, cpu: usize) -> &[Op] {
+        &self.scripts[cpu]
+    }
+
+    /// Total number of operations.
+    pub fn len(&self) -> usize {
+        self.scripts.iter().map(Vec::len).sum()
+    }
+
+    /// Whether there are no operations.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many user tasks each mm has (its initial `mm_users`).
+    pub fn tasks_per_mm(&self) -> Vec<usize> {
+        let mut n = std::vec![0; self.nr_mms];
+        for script in &self.scripts {
+            let mut seen = std::collections::BTreeSet::new();
+            for op in script {
+                if let Op::User(mm) = op {
+                    if seen.insert(*mm) {
+                        n[mm.index().expect("validated")] += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    /// A random workload of about `ops_per_cpu` operations per CPU from
+    /// `seed`: every CPU gets user tasks of some mms (every mm gets at least
+    /// one task), switches among them and kernel threads, and exits them.
+    pub fn random(seed: u64, nr_cpus: usize, nr_mms: usize, ops_per_cpu: usize) -> Self {
+        let mut rng = SplitMix(seed);
+        let mut owners: Vec<Vec<MmId>> = std::vec![Vec::new(); nr_cpus];
+        for m in 0..nr_mms {
+            let mm = MmId::new(m);
+            let home = rng.below(nr_cpus);
+            owners[home].push(mm);
+            for (c, own) in owners.iter_mut().enumerate() {
+                if c != home && rng.below(3) == 0 {
+                    own.push(mm);
+                }
+            }
+        }
+        let scripts = owners
+            .into_iter()
+            .map(|mut live| {
+                let mut s = Vec::new();
+                let mut curr: Option<MmId> = None;
+                while s.len() < ops_per_cpu && !live.is_empty() {
+                    match rng.below(10) {
+                        0..=3 => {
+                            let mm = live[rng.below(live.len())];
+                            if curr != Some(mm) {
+                                s.push(Op::User(mm));
+                                curr = Some(mm);
+                            }
+                        }
+                        4..=7 => {
+                            s.push(Op::Kthread);
+                            curr = None;
+                        }
+                        _ => {
+                            if let Some(mm) = curr.take() {
+                                s.push(Op::Exit);
+                                live.retain(|&m| m != mm);
+                            }
+                        }
+                    }
+                }
+                for mm in live {
+                    if curr != Some(mm) {
+                        s.push(Op::User(mm));
+                    }
+                    s.push(Op::Exit);
+                    curr = None;
+                    if rng.below(2) == 0 {
+                        s.push(Op::Kthread);
+                    }
+                }
+                s
+            })
+            .collect();
+        Self::new(nr_mms, scripts)
+    }
+}
+
+/// A tiny deterministic generator (SplitMix64) for workloads.
+#[derive(Clone, Debug)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}

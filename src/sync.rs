@@ -1,0 +1,220 @@
+//! The abstract atomics layer: the only file in the crate that names `loom`,
+//! `shuttle` or `core::sync::atomic`.
+//!
+//! Every protocol is written once against the names exported here. Which
+//! implementation they resolve to is decided by a cfg:
+//!
+//! | build | cfg | backend |
+//! |---|---|---|
+//! | `RUSTFLAGS="--cfg loom" cargo test` | `loom` | [`loom`](https://docs.rs/loom) 0.7: exhaustive C11 interleavings |
+//! | `RUSTFLAGS="--cfg lazymm_shuttle" cargo test --test shuttle` | `lazymm_shuttle` (and not `loom`) | [`shuttle`](https://docs.rs/shuttle): randomized / PCT schedules of big machines |
+//! | anything else (benches, kernels) | — | `core::sync::atomic`, real hardware |
+//!
+//! `loom` keeps its conventional name because that is the command users type;
+//! shuttle uses the namespaced `lazymm_shuttle` so that it never flips the
+//! shuttle paths of other crates in the dependency graph.
+//!
+//! # Kernel mapping
+//!
+//! | here | Linux |
+//! |---|---|
+//! | [`smp_mb()`] = `fence(SeqCst)` | `smp_mb()` |
+//! | `load(Acquire)` / `store(Release)` | `smp_load_acquire` / `smp_store_release` |
+//! | `Relaxed` load / store | `READ_ONCE` / `WRITE_ONCE` |
+//! | `swap` / `compare_exchange` + [`smp_mb()`] on both sides | `xchg` / `cmpxchg` (fully ordered) |
+//!
+//! Full barriers are always written as `fence(SeqCst)`, never as SeqCst
+//! accesses: loom treats SeqCst loads and stores as AcqRel, and the Linux
+//! kernel memory model has no SeqCst accesses at all.
+//!
+//! # Oracle bookkeeping
+//!
+//! [`shadow`] holds atomics that the checkers do **not** see. The simulated
+//! machine's oracle uses them to record ground truth ("which CPU has which mm
+//! loaded right now", "how many times was this mm freed") in the order the
+//! checker actually scheduled the steps. They never synchronize anything and
+//! protocol code must not use them.
+
+#[cfg(all(loom, not(feature = "std")))]
+compile_error!("`--cfg loom` needs the `std` feature (loom is std-only)");
+#[cfg(all(lazymm_shuttle, not(feature = "std")))]
+compile_error!("`--cfg lazymm_shuttle` needs the `std` feature (shuttle is std-only)");
+
+#[cfg(loom)]
+mod imp {
+    pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+    /// A busy-wait hint; under loom it yields so the model makes progress.
+    #[inline]
+    pub fn spin_loop() {
+        loom::thread::yield_now();
+    }
+
+    pub use loom::cell::UnsafeCell;
+
+    /// True when atomics are checker-instrumented and `new` is not `const`.
+    pub const CHECKED: bool = true;
+
+    /// Threads and shared ownership for the simulated machine.
+    pub mod thread {
+        pub use loom::sync::{Arc, Condvar, Mutex};
+        pub use loom::thread::{spawn, JoinHandle};
+    }
+}
+
+#[cfg(all(lazymm_shuttle, not(loom)))]
+mod imp {
+    pub use shuttle::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
+
+    /// A busy-wait hint; under shuttle it yields to the scheduler.
+    #[inline]
+    pub fn spin_loop() {
+        shuttle::hint::spin_loop();
+    }
+
+    pub use super::plain_cell::UnsafeCell;
+
+    /// True when atomics are checker-instrumented.
+    pub const CHECKED: bool = true;
+
+    /// Threads and shared ownership for the simulated machine.
+    pub mod thread {
+        pub use shuttle::sync::{Arc, Condvar, Mutex};
+        pub use shuttle::thread::{spawn, JoinHandle};
+    }
+}
+
+#[cfg(not(any(loom, lazymm_shuttle)))]
+mod imp {
+    pub use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+    /// A busy-wait hint (`cpu_relax()`).
+    #[inline]
+    pub fn spin_loop() {
+        core::hint::spin_loop();
+    }
+
+    pub use super::plain_cell::UnsafeCell;
+
+    /// True when atomics are checker-instrumented.
+    pub const CHECKED: bool = false;
+
+    /// Threads and shared ownership for the simulated machine.
+    #[cfg(feature = "std")]
+    pub mod thread {
+        extern crate std;
+        pub use std::sync::{Arc, Condvar, Mutex};
+        pub use std::thread::{spawn, JoinHandle};
+    }
+}
+
+pub use imp::*;
+
+/// `smp_mb()`: a full barrier, `fence(SeqCst)`.
+///
+/// loom models SeqCst fences exactly (it does not model SeqCst accesses), so
+/// every store-buffering handshake in the crate is written with this.
+#[inline]
+pub fn smp_mb() {
+    fence(Ordering::SeqCst);
+}
+
+/// `smp_mb__after_atomic()`: the barrier a kernel places after an RMW that it
+/// relies on being fully ordered.
+///
+/// Under the checkers (and on non-x86 hardware) this is `fence(SeqCst)`. On
+/// x86_64 every locked RMW is already a full barrier, so — as Linux does — it
+/// becomes a compiler fence there; the loom build keeps the exact fence.
+#[inline]
+pub fn smp_mb_after_atomic() {
+    #[cfg(all(target_arch = "x86_64", not(any(loom, lazymm_shuttle))))]
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(not(all(target_arch = "x86_64", not(any(loom, lazymm_shuttle)))))]
+    fence(Ordering::SeqCst);
+}
+
+/// `const fn` outside loom, plain `fn` under loom (whose atomics cannot be
+/// built in a const context).
+macro_rules! const_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])* $vis const fn $name $($rest)*
+        #[cfg(loom)]
+        $(#[$attr])* $vis fn $name $($rest)*
+    };
+}
+pub(crate) use const_fn;
+
+#[cfg(not(loom))]
+mod plain_cell {
+    /// An `UnsafeCell` with loom's `with` / `with_mut` interface.
+    ///
+    /// Under loom the crate uses `loom::cell::UnsafeCell`, which reports an
+    /// access that is not ordered by happens-before with a conflicting one as
+    /// a "Causality violation".
+    #[derive(Debug, Default)]
+    #[repr(transparent)]
+    pub struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        /// Wraps `value`.
+        #[inline]
+        pub const fn new(value: T) -> Self {
+            Self(core::cell::UnsafeCell::new(value))
+        }
+
+        /// Reads through a raw pointer; the caller guarantees no concurrent writer.
+        #[inline]
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Writes through a raw pointer; the caller guarantees exclusive access.
+        #[inline]
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+/// Oracle bookkeeping that no checker sees (see the module docs).
+///
+/// Under loom and shuttle every simulated thread runs on one OS thread, so
+/// these plain atomics record the order in which the checker scheduled the
+/// steps. They are `Relaxed` on purpose: they carry facts, not synchronization.
+pub mod shadow {
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    /// An uninstrumented counter / word for the oracle.
+    #[derive(Debug, Default)]
+    pub struct Shadow(AtomicUsize);
+
+    impl Shadow {
+        /// A word holding `v`.
+        pub const fn new(v: usize) -> Self {
+            Self(AtomicUsize::new(v))
+        }
+        /// Reads the word.
+        #[inline]
+        pub fn get(&self) -> usize {
+            self.0.load(Relaxed)
+        }
+        /// Writes the word.
+        #[inline]
+        pub fn set(&self, v: usize) {
+            self.0.store(v, Relaxed)
+        }
+        /// Adds `v`, returning the old value.
+        #[inline]
+        pub fn add(&self, v: usize) -> usize {
+            self.0.fetch_add(v, Relaxed)
+        }
+        /// Subtracts `v`, returning the old value.
+        #[inline]
+        pub fn sub(&self, v: usize) -> usize {
+            self.0.fetch_sub(v, Relaxed)
+        }
+    }
+}

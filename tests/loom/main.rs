@@ -1,0 +1,10 @@
+//! Exhaustive (bounded) loom models of every scheme on the simulated machine.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom`.
+//! `LOOM_MAX_PREEMPTIONS` overrides each model's recorded preemption bound
+//! (`ci/deep.sh` raises it). Each model prints its executions and time.
+#![cfg(loom)]
+
+mod common;
+mod refcount;
+mod shootdown;

@@ -1,0 +1,1 @@
+#![cfg(all(lazymm_shuttle, not(loom)))]
