@@ -427,7 +427,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
     /// Serves `cpu`'s mailbox until `until()` holds (blocking on the
     /// doorbell under the checkers, spinning otherwise).
     fn wait_serving(&self, cpu: CpuId, until: impl Fn() -> bool) {
-        let me = &self.cpus[cpu.index()];
+        let me = &self.cpu(cpu);
         loop {
             self.serve_ipis(cpu);
             if until() {
@@ -532,7 +532,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
             self.count(cpu, |s| s.shared_rmws += 1);
         }
         self.update(cpu, |s| s.loaded_mm = next);
-        self.cpus[cpu.index()].loaded.set(next.0 as usize);
+        self.cpu(cpu).loaded.set(next.0 as usize);
         self.touch(cpu);
         if prev != MmId::INIT {
             // Release: pairs with the acquire snapshot in mm_cpumask(); our
@@ -630,7 +630,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
         if self.inline_ipis {
             return;
         }
-        let me = &self.cpus[cpu.index()];
+        let me = &self.cpu(cpu);
         // Acquire: pairs with the sender's release fetch_or, so its request
         // word is visible.
         let pending = me.pending.load(Acquire);
@@ -684,22 +684,22 @@ impl<S: Send + Sync + 'static> Machine<S> {
             }
             return;
         }
-        let me = &self.cpus[cpu.index()];
+        let me = &self.cpu(cpu);
         // SAFETY: none of our IPIs is outstanding (we always wait for all
         // acknowledgements before returning), so no target reads the request.
         me.request.with_mut(|r| unsafe { *r = msg });
         let bit = 1usize << cpu.index();
         for t in targets.iter().filter(|&t| t != cpu) {
             // Release: publishes the request; pairs with serve_ipis' acquire.
-            self.cpus[t.index()].pending.fetch_or(bit, Release);
-            self.cpus[t.index()].doorbell.ring();
+            self.cpu(t).pending.fetch_or(bit, Release);
+            self.cpu(t).doorbell.ring();
         }
         if targets.contains(cpu) {
             self.handle_ipi(cpu, msg);
         }
         for t in targets.iter().filter(|&t| t != cpu) {
             // Acquire: pairs with the target's release acknowledgement.
-            let target = &self.cpus[t.index()];
+            let target = &self.cpu(t);
             self.wait_serving(cpu, || target.pending.load(Acquire) & bit == 0);
         }
     }
@@ -724,22 +724,18 @@ impl<S: Send + Sync + 'static> Machine<S> {
     /// `cpu`'s scheduler state (for drivers and reference models).
     pub fn state(&self, cpu: CpuId) -> CpuState {
         // SAFETY: only `cpu`'s own thread (or a sequential driver) calls this.
-        self.cpus[cpu.index()].state.with(|s| unsafe { *s })
+        self.cpu(cpu).state.with(|s| unsafe { *s })
     }
 
     fn update(&self, cpu: CpuId, f: impl FnOnce(&mut CpuState)) {
         // SAFETY: only `cpu`'s own thread updates its state, and no reference
         // escapes the closure.
-        self.cpus[cpu.index()]
-            .state
-            .with_mut(|s| f(unsafe { &mut *s }))
+        self.cpu(cpu).state.with_mut(|s| f(unsafe { &mut *s }))
     }
 
     fn count(&self, cpu: CpuId, f: impl FnOnce(&mut Stats)) {
         // SAFETY: as for `update`.
-        self.cpus[cpu.index()]
-            .stats
-            .with_mut(|s| f(unsafe { &mut *s }))
+        self.cpu(cpu).stats.with_mut(|s| f(unsafe { &mut *s }))
     }
 
     /// The counters of every CPU, summed. Call after the run.
@@ -756,6 +752,18 @@ impl<S: Send + Sync + 'static> Machine<S> {
     pub fn mm_counts(&self, i: usize) -> (usize, usize, usize) {
         let m = &self.mms[i];
         (m.users.load(Relaxed), m.count.load(Relaxed), m.freed.get())
+    }
+
+    #[track_caller]
+    fn cpu(&self, cpu: CpuId) -> &Cpu {
+        match self.cpus.get(cpu.index()) {
+            Some(c) => c,
+            None => panic!(
+                "CPU id {} out of range: this machine has {} CPUs",
+                cpu.index(),
+                self.cpus.len()
+            ),
+        }
     }
 
     #[track_caller]

@@ -120,9 +120,10 @@ impl Scenario {
         n
     }
 
-    /// A random workload of about `ops_per_cpu` operations per CPU from
-    /// `seed`: every CPU gets user tasks of some mms (every mm gets at least
-    /// one task), switches among them and kernel threads, and exits them.
+    /// A random workload of at least `ops_per_cpu` operations per CPU from
+    /// `seed`: every CPU gets user tasks of some mms (every CPU and every mm
+    /// at least one), switches among them and kernel threads, and exits
+    /// them, the exits spread over the script.
     pub fn random(seed: u64, nr_cpus: usize, nr_mms: usize, ops_per_cpu: usize) -> Self {
         let mut rng = SplitMix(seed);
         let mut owners: Vec<Vec<MmId>> = std::vec![Vec::new(); nr_cpus];
@@ -131,9 +132,14 @@ impl Scenario {
             let home = rng.below(nr_cpus);
             owners[home].push(mm);
             for (c, own) in owners.iter_mut().enumerate() {
-                if c != home && rng.below(3) == 0 {
+                if c != home && rng.below(2) == 0 {
                     own.push(mm);
                 }
+            }
+        }
+        for own in owners.iter_mut() {
+            if own.is_empty() {
+                own.push(MmId::new(rng.below(nr_mms)));
             }
         }
         let scripts = owners
@@ -142,24 +148,25 @@ impl Scenario {
                 let mut s = Vec::new();
                 let mut curr: Option<MmId> = None;
                 while s.len() < ops_per_cpu && !live.is_empty() {
-                    match rng.below(10) {
-                        0..=3 => {
-                            let mm = live[rng.below(live.len())];
-                            if curr != Some(mm) {
-                                s.push(Op::User(mm));
-                                curr = Some(mm);
-                            }
+                    // Spread the exits over the script: each op exits the
+                    // running task with probability ~ live / remaining ops.
+                    let remaining = ops_per_cpu - s.len();
+                    if curr.is_some() && rng.below(remaining.max(1)) < live.len().saturating_sub(1)
+                    {
+                        let mm = curr.take().expect("checked");
+                        s.push(Op::Exit);
+                        live.retain(|&m| m != mm);
+                        continue;
+                    }
+                    if rng.below(2) == 0 {
+                        let mm = live[rng.below(live.len())];
+                        if curr != Some(mm) {
+                            s.push(Op::User(mm));
+                            curr = Some(mm);
                         }
-                        4..=7 => {
-                            s.push(Op::Kthread);
-                            curr = None;
-                        }
-                        _ => {
-                            if let Some(mm) = curr.take() {
-                                s.push(Op::Exit);
-                                live.retain(|&m| m != mm);
-                            }
-                        }
+                    } else {
+                        s.push(Op::Kthread);
+                        curr = None;
                     }
                 }
                 for mm in live {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Every test of the crate: the README's second quick-start command, and what
+# CI runs (.ci/run). Each checker build has its own target directory so the
+# cfgs do not thrash each other's caches.
+#
+#   LAZYMM_SHUTTLE_ITERS   shuttle iterations per scheduler (default 1000)
+#   LOOM_MAX_PREEMPTIONS   override every loom model's recorded bound
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start=$SECONDS
+step() { printf '\n=== %s (t=%ss)\n' "$*" "$((SECONDS - start))"; }
+
+# run_summarized PATTERN CMD...: runs CMD with its output in a log, prints the
+# lines matching PATTERN (the per-model counts and times), and on failure the
+# log's tail and CMD's exit status.
+logdir=$(mktemp -d)
+run_summarized() {
+  local pattern=$1; shift
+  local log="$logdir/run.log" rc=0
+  "$@" >"$log" 2>&1 || rc=$?
+  grep -E "$pattern" "$log" || true
+  if [ "$rc" -ne 0 ]; then
+    echo "--- FAILED (exit $rc); last lines:"; tail -n 60 "$log"; exit "$rc"
+  fi
+}
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (std build, all targets)"
+cargo clippy --all-targets -- -D warnings
+
+step "clippy (loom build)"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo clippy --release --all-targets -- -D warnings
+
+step "clippy (shuttle build)"
+RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle cargo clippy --release --all-targets -- -D warnings
+
+step "cargo test (std build: unit tests, proptest of the machine, doc tests)"
+cargo test
+
+step "loom: the users' command, RUSTFLAGS=\"--cfg loom\" cargo test --release"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run_summarized '(^|\.\.\. )loom |test result' \
+  cargo test --release -- --nocapture --test-threads=1
+
+step "shuttle: 8 CPUs, 4 mms (LAZYMM_SHUTTLE_ITERS=${LAZYMM_SHUTTLE_ITERS:-1000} per scheduler)"
+RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle run_summarized '(^|\.\.\. )shuttle |test result' \
+  cargo test --release --test shuttle -- --nocapture --test-threads=1
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+
+step "cargo bench --no-run"
+cargo bench --no-run
+
+step "no_std build for x86_64-unknown-none"
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none \
+  || rustup target add x86_64-unknown-none; then
+  cargo build --no-default-features --target x86_64-unknown-none --target-dir target/nostd
+else
+  echo "SKIP: the x86_64-unknown-none target is not installed and 'rustup target add' failed (offline?)"
+fi
+
+step "all passed"

@@ -1,0 +1,258 @@
+//! The simulated machine itself, driven sequentially: random operation
+//! sequences (proptest) where the oracle's bookkeeping must match a plain
+//! reference model of each scheme, step by step.
+//!
+//! Under `--cfg loom` / `--cfg lazymm_shuttle` the machine's atomics belong to
+//! the checker and cannot run outside a model, so this file is compiled out
+//! there (the loom and shuttle suites cover the machine instead).
+#![cfg(not(any(loom, lazymm_shuttle)))]
+
+use lazymm::cpu::CpuId;
+use lazymm::model::{Machine, MmId, Op, Scenario, Task};
+use lazymm::refcount::Refcount;
+use lazymm::scheme::LazyMm;
+use lazymm::shootdown::Shootdown;
+use proptest::prelude::*;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Refcount,
+    Shootdown,
+}
+
+/// The reference model: plain integers, no atomics, no scheme code.
+struct Reference {
+    kind: Kind,
+    users: Vec<usize>,
+    count: Vec<usize>,
+    freed: Vec<usize>,
+    /// Per CPU: running user task's mm (None = kernel), and active mm.
+    curr: Vec<Option<usize>>,
+    active: Vec<Option<usize>>,
+}
+
+impl Reference {
+    fn new(kind: Kind, s: &Scenario) -> Self {
+        let users = s.tasks_per_mm();
+        let n = users.len();
+        Self {
+            kind,
+            users,
+            count: vec![1; n],
+            freed: vec![0; n],
+            curr: vec![None; s.nr_cpus()],
+            active: vec![None; s.nr_cpus()],
+        }
+    }
+
+    fn drop_count(&mut self, m: usize) {
+        self.count[m] -= 1;
+        if self.count[m] == 0 {
+            self.freed[m] += 1;
+            if self.kind == Kind::Shootdown {
+                // the final drop shoots every lazy CPU to init_mm
+                for c in 0..self.curr.len() {
+                    if self.active[c] == Some(m) {
+                        assert_eq!(self.curr[c], None);
+                        self.active[c] = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn lazy_ref(&self) -> bool {
+        self.kind == Kind::Refcount
+    }
+
+    fn step(&mut self, cpu: usize, op: Op) {
+        match op {
+            Op::User(mm) => {
+                let m = mm.index().unwrap();
+                if self.curr[cpu] == Some(m) {
+                    return;
+                }
+                let was_kernel = self.curr[cpu].is_none();
+                let prev = self.active[cpu];
+                self.curr[cpu] = Some(m);
+                self.active[cpu] = Some(m);
+                if was_kernel && self.lazy_ref() {
+                    if let Some(p) = prev {
+                        self.drop_count(p);
+                    }
+                }
+            }
+            Op::Kthread => {
+                if self.curr[cpu].is_some() {
+                    if let (true, Some(a)) = (self.lazy_ref(), self.active[cpu]) {
+                        self.count[a] += 1;
+                    }
+                }
+                self.curr[cpu] = None;
+            }
+            Op::Exit => {
+                let m = self.curr[cpu].take().unwrap();
+                if self.lazy_ref() {
+                    self.count[m] += 1;
+                }
+                self.users[m] -= 1;
+                if self.users[m] == 0 {
+                    self.drop_count(m);
+                }
+            }
+        }
+    }
+
+    fn down(&mut self, cpu: usize) {
+        if let Some(a) = self.active[cpu].take() {
+            if self.lazy_ref() {
+                self.drop_count(a);
+            }
+        }
+    }
+
+    fn check<S: LazyMm<Machine<S>> + Send + Sync + 'static>(&self, m: &Machine<S>, after: &str) {
+        for i in 0..self.users.len() {
+            assert_eq!(
+                m.mm_counts(i),
+                (self.users[i], self.count[i], self.freed[i]),
+                "mm{i} (users, count, freed) after {after}"
+            );
+        }
+        for c in 0..self.curr.len() {
+            let st = m.state(CpuId::new(c));
+            let want_curr = match self.curr[c] {
+                Some(i) => Task::User(MmId::new(i)),
+                None => Task::Kernel,
+            };
+            let want_active = self.active[c].map_or(MmId::INIT, MmId::new);
+            assert_eq!(
+                (st.curr, st.active_mm),
+                (want_curr, want_active),
+                "cpu{c} after {after}"
+            );
+            assert_eq!(
+                st.loaded_mm, st.active_mm,
+                "cpu{c}: loaded_mm != active_mm after {after}"
+            );
+            assert_eq!(
+                st.is_lazy,
+                st.curr == Task::Kernel && st.active_mm != MmId::INIT,
+                "cpu{c} lazy flag after {after}"
+            );
+        }
+    }
+}
+
+/// Runs `s` sequentially, interleaving CPUs as `picks` says, checking the
+/// machine against the reference after every step.
+fn run<S: LazyMm<Machine<S>> + Send + Sync + 'static>(
+    kind: Kind,
+    scheme: S,
+    s: Scenario,
+    picks: &[usize],
+) {
+    let m = Machine::new(scheme, s.clone()).with_inline_ipis();
+    let mut r = Reference::new(kind, &s);
+    let mut pos = vec![0; s.nr_cpus()];
+    let mut picks = picks.iter().cycle();
+    loop {
+        let ready: Vec<usize> = (0..s.nr_cpus())
+            .filter(|&c| pos[c] < s.script(c).len())
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        let c = ready[picks.next().unwrap() % ready.len()];
+        let op = s.script(c)[pos[c]];
+        pos[c] += 1;
+        m.step(CpuId::new(c), op);
+        r.step(c, op);
+        r.check(&m, &format!("cpu{c} {op:?}"));
+    }
+    for c in 0..s.nr_cpus() {
+        m.cpu_down(CpuId::new(c));
+        r.down(c);
+        r.check(&m, &format!("cpu{c} down"));
+    }
+    m.check_end();
+    assert!(r.freed.iter().all(|&f| f == 1));
+}
+
+fn scenario() -> impl Strategy<Value = (Scenario, Vec<usize>)> {
+    (
+        any::<u64>(),
+        1usize..=4,
+        1usize..=3,
+        1usize..=12,
+        prop::collection::vec(0usize..64, 1..64),
+    )
+        .prop_map(|(seed, cpus, mms, ops, picks)| (Scenario::random(seed, cpus, mms, ops), picks))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn refcount_matches_reference((s, picks) in scenario()) {
+        run(Kind::Refcount, Refcount::new(), s, &picks);
+    }
+
+    #[test]
+    fn shootdown_matches_reference((s, picks) in scenario()) {
+        run(Kind::Shootdown, Shootdown::new(), s, &picks);
+    }
+}
+
+#[test]
+fn counters_add_up() {
+    use Op::*;
+    let a = MmId::new(0);
+    let s = Scenario::new(1, vec![vec![User(a), Kthread, User(a), Exit]]);
+    let m = Machine::new(Refcount::new(), s).with_inline_ipis();
+    for op in [User(a), Kthread, User(a), Exit] {
+        m.step(CpuId::new(0), op);
+    }
+    m.cpu_down(CpuId::new(0));
+    m.check_end();
+    let st = m.stats();
+    assert_eq!(
+        (st.switches, st.lazy_enters, st.exits, st.frees, st.ipis),
+        (3, 2, 1, 1, 0)
+    );
+}
+
+#[test]
+#[should_panic(expected = "scenario error: cpu0's tasks of {mm0} never exit")]
+fn scenario_rejects_a_task_that_never_exits() {
+    Scenario::new(1, vec![vec![Op::User(MmId::new(0))]]);
+}
+
+#[test]
+#[should_panic(expected = "scenario error: cpu0 exits without a user task")]
+fn scenario_rejects_exit_without_task() {
+    Scenario::new(1, vec![vec![Op::User(MmId::new(0)), Op::Exit, Op::Exit]]);
+}
+
+#[test]
+#[should_panic(expected = "leak: mm0 was never freed")]
+fn oracle_reports_a_leak() {
+    // A CPU that never goes down keeps its lazy reference: the mm leaks.
+    use Op::*;
+    let a = MmId::new(0);
+    let m = Machine::new(Refcount::new(), Scenario::new(1, vec![vec![User(a), Exit]]))
+        .with_inline_ipis();
+    m.step(CpuId::new(0), User(a));
+    m.step(CpuId::new(0), Exit);
+    m.check_end();
+}
+
+#[test]
+#[should_panic(expected = "CPU id 5 out of range")]
+fn out_of_range_cpu_panics() {
+    let m = Machine::new(
+        Refcount::new(),
+        Scenario::new(1, vec![vec![Op::User(MmId::new(0)), Op::Exit]]),
+    );
+    m.step(CpuId::new(5), Op::Kthread);
+}
