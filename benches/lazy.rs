@@ -82,7 +82,7 @@ fn round_trip<S: LazyMm<BenchKernel>>(s: &S, k: &BenchKernel, loaded: &Loaded, c
     slot.store(0, Relaxed); // is_lazy = true
     s.enter_lazy(k, cpu, mm);
     slot.store(mm.to_word(), Relaxed); // is_lazy = false
-    s.leave_lazy(k, cpu, mm);
+    s.leave_lazy(k, cpu, mm, Some(mm));
 }
 
 /// The floor: the plain per-CPU store pair alone.
@@ -92,7 +92,7 @@ impl LazyMm<BenchKernel> for Floor {
     #[inline]
     fn enter_lazy(&self, _k: &BenchKernel, _cpu: CpuId, _mm: Mm) {}
     #[inline]
-    fn leave_lazy(&self, _k: &BenchKernel, _cpu: CpuId, _mm: Mm) {}
+    fn leave_lazy(&self, _k: &BenchKernel, _cpu: CpuId, _mm: Mm, _next: Option<Mm>) {}
 }
 
 fn scaled<S: LazyMm<BenchKernel> + Send + Sync + 'static>(

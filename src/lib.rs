@@ -16,7 +16,8 @@
 //! * [`scheme`] — the hooks a scheduler calls ([`LazyMm`](scheme::LazyMm)) and
 //!   what a scheme needs from its kernel ([`Kernel`](scheme::Kernel)).
 //! * The schemes: [`refcount`] (Linux's default), [`shootdown`] (Piggin's
-//!   shoot-lazies).
+//!   shoot-lazies), [`tagged`] (Lutomirski's tagged per-CPU word, and its
+//!   RFC v2 placement), [`cached`] (van Riel's per-CPU cached reference).
 //! * [`model`] (feature `model`) — the simulated machine and its oracle.
 //!
 //! ## Features
@@ -50,11 +51,13 @@ extern crate alloc;
 extern crate std;
 
 pub mod bugs;
+pub mod cached;
 pub mod cpu;
 pub mod refcount;
 pub mod scheme;
 pub mod shootdown;
 pub mod sync;
+pub mod tagged;
 
 #[cfg(feature = "model")]
 pub mod model;

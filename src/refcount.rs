@@ -98,7 +98,7 @@ impl<K: Kernel> LazyMm<K> for Refcount {
     }
 
     #[inline]
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         if self.bug.is(Bug::DropBeforeLastUse) {
             return; // already dropped in enter_lazy
         }

@@ -11,11 +11,13 @@
 //! | user → kernel thread: the CPU keeps `prev->active_mm` loaded | [`LazyMm::enter_lazy`] |
 //! | `exit_mm()`: the exiting task becomes a lazy user of its own mm | [`LazyMm::enter_lazy`] |
 //! | kernel → kernel: the lazy use passes to the next kernel thread | [`LazyMm::transfer_lazy`] |
+//! | the CPU's page-table base changes mm (`switch_mm_irqs_off()`, after the load) | [`LazyMm::switch_mm`] |
 //! | kernel → user, in `finish_task_switch()` once the CPU loaded `next->mm` | [`LazyMm::leave_lazy`] |
 //! | CPU forced to the kernel's own mm (`sched_force_init_mm()`, CPU down) | [`LazyMm::leave_lazy`] |
 //! | `__mmput()`: `mm_users` reached 0 | [`LazyMm::mm_users_zero`] |
 //! | `__mmdrop()`: `mm_count` reached 0, before the free | [`LazyMm::final_drop`] |
 //! | a final drop's IPI forced this CPU off the mm | [`LazyMm::lazy_shot`] |
+//! | the CPU is dead (hotplug teardown, on another CPU) | [`LazyMm::cpu_dead`] |
 //!
 //! The scheduler never calls a hook for the kernel's own mm (`init_mm`): it is
 //! never freed, so no scheme tracks it.
@@ -38,6 +40,68 @@ pub trait MmHandle: Copy + Eq + core::fmt::Debug + Send + Sync {
     fn from_word(word: usize) -> Self;
 }
 
+/// An mm handle that is a pointer to the kernel's mm type `T`.
+///
+/// [`to_word`](MmHandle::to_word) fails to compile unless `T`'s alignment
+/// leaves bit 0 of every address clear (the tag bit of [`crate::tagged`]).
+/// The word keeps the pointer's provenance through `expose_provenance` /
+/// `with_exposed_provenance_mut` (permissive provenance); protocol code
+/// never dereferences it.
+pub struct MmPtr<T>(core::ptr::NonNull<T>);
+
+impl<T> MmPtr<T> {
+    /// Wraps a pointer to a live mm.
+    pub const fn new(ptr: core::ptr::NonNull<T>) -> Self {
+        Self(ptr)
+    }
+    /// The pointer.
+    pub const fn as_ptr(self) -> *mut T {
+        self.0.as_ptr()
+    }
+}
+
+impl<T> Clone for MmPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for MmPtr<T> {}
+impl<T> PartialEq for MmPtr<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<T> Eq for MmPtr<T> {}
+impl<T> core::fmt::Debug for MmPtr<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "mm@{:p}", self.0)
+    }
+}
+// SAFETY: an `MmPtr` is an address the protocols compare and hand back to
+// the kernel; they never dereference it, so sharing it between CPUs is as
+// safe as sharing a `usize`.
+unsafe impl<T> Send for MmPtr<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T> Sync for MmPtr<T> {}
+
+impl<T> MmHandle for MmPtr<T> {
+    #[inline]
+    fn to_word(self) -> usize {
+        const {
+            assert!(
+                core::mem::align_of::<T>() >= 2,
+                "the mm type's alignment must leave bit 0 free for the tag"
+            );
+        }
+        self.0.as_ptr().expose_provenance()
+    }
+    #[inline]
+    fn from_word(word: usize) -> Self {
+        let p = core::ptr::with_exposed_provenance_mut::<T>(word);
+        Self(core::ptr::NonNull::new(p).expect("lazymm: null mm word"))
+    }
+}
+
 /// What a lazy-mm scheme needs from the kernel it runs in.
 ///
 /// The simulated machine implements it (with an oracle behind every call);
@@ -52,6 +116,25 @@ pub trait Kernel: Sync {
     /// `mmdrop()`: a fully ordered `mm_count -= 1`; at zero the kernel runs
     /// `__mmdrop()`, which calls [`LazyMm::final_drop`] and frees the mm.
     fn mmdrop(&self, cpu: CpuId, mm: Self::Mm);
+
+    /// `atomic_add(n, &mm->mm_count)`: `n` references in one RMW
+    /// (unordered, like [`mmgrab`](Self::mmgrab)).
+    #[inline]
+    fn mmgrab_many(&self, cpu: CpuId, mm: Self::Mm, n: usize) {
+        for _ in 0..n {
+            self.mmgrab(cpu, mm);
+        }
+    }
+
+    /// Gives back `n` references in one release RMW. The caller holds
+    /// another reference, so this never frees the mm (the kernel may panic
+    /// if it would).
+    #[inline]
+    fn mmdrop_many(&self, cpu: CpuId, mm: Self::Mm, n: usize) {
+        for _ in 0..n {
+            self.mmdrop(cpu, mm);
+        }
+    }
 
     /// `mm_users`, read with acquire (a scheme may only rely on it reaching 0).
     fn mm_users(&self, mm: Self::Mm) -> usize;
@@ -94,9 +177,18 @@ pub trait LazyMm<K: Kernel>: Sync {
         let _ = (k, cpu, mm);
     }
 
-    /// `cpu` no longer uses `mm` (it has loaded another mm): the
-    /// `mmdrop_lazy_tlb()` of `finish_task_switch()`.
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm);
+    /// `cpu` has loaded `next` (`None`: the kernel's own mm) in place of
+    /// `prev`; called right after the load, with interrupts disabled.
+    #[inline]
+    fn switch_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+        let _ = (k, cpu, prev, next);
+    }
+
+    /// `cpu`'s lazy use of `mm` ends: the `mmdrop_lazy_tlb()` of
+    /// `finish_task_switch()`. The CPU has loaded `next` (`None`: the
+    /// kernel's own mm); `next == Some(mm)` is an unlazy back into the same
+    /// mm, whose incoming task holds `mm_users`.
+    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>);
 
     /// `mm_users` of `mm` reached 0 (in `__mmput()`, before the users'
     /// reference on `mm_count` is dropped).
@@ -110,6 +202,13 @@ pub trait LazyMm<K: Kernel>: Sync {
     #[inline]
     fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let _ = (k, cpu, mm);
+    }
+
+    /// `cpu` is dead (hotplug teardown, run on another CPU after `cpu`
+    /// stopped): give back any per-CPU state the scheme deferred.
+    #[inline]
+    fn cpu_dead(&self, k: &K, cpu: CpuId) {
+        let _ = (k, cpu);
     }
 
     /// A final drop's IPI switched `cpu` from its lazy `mm` to the kernel's own.

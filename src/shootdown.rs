@@ -59,7 +59,7 @@ impl<K: Kernel> LazyMm<K> for Shootdown {
     }
 
     #[inline]
-    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {
+    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
         // Nothing to drop.
     }
 

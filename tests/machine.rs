@@ -175,7 +175,7 @@ fn run<S: LazyMm<Machine<S>> + Send + Sync + 'static>(
         r.down(c);
         r.check(&m, &format!("cpu{c} down"));
     }
-    m.check_end();
+    m.finish();
     assert!(r.freed.iter().all(|&f| f == 1));
 }
 

@@ -94,6 +94,14 @@ impl MmId {
         MmId(i as u32 + 1)
     }
 
+    /// `None` for `init_mm` (how schemes see the kernel's own mm).
+    pub const fn real(self) -> Option<MmId> {
+        match self.0 {
+            0 => None,
+            _ => Some(self),
+        }
+    }
+
     /// `Some(i)` for the scenario's mm `i`, `None` for `init_mm`.
     pub const fn index(self) -> Option<usize> {
         match self.0 {
@@ -269,10 +277,12 @@ struct Mm {
 struct Hooks<S> {
     enter_lazy: fn(&S, &Machine<S>, CpuId, MmId),
     transfer_lazy: fn(&S, &Machine<S>, CpuId, MmId),
-    leave_lazy: fn(&S, &Machine<S>, CpuId, MmId),
+    leave_lazy: fn(&S, &Machine<S>, CpuId, MmId, Option<MmId>),
+    switch_mm: fn(&S, &Machine<S>, CpuId, Option<MmId>, Option<MmId>),
     mm_users_zero: fn(&S, &Machine<S>, CpuId, MmId),
     final_drop: fn(&S, &Machine<S>, CpuId, MmId),
     lazy_shot: fn(&S, &Machine<S>, CpuId, MmId),
+    cpu_dead: fn(&S, &Machine<S>, CpuId),
     name: &'static str,
 }
 
@@ -308,10 +318,12 @@ where
         let hooks = Hooks {
             enter_lazy: |s: &S, k, c, m| s.enter_lazy(k, c, m),
             transfer_lazy: |s: &S, k, c, m| s.transfer_lazy(k, c, m),
-            leave_lazy: |s: &S, k, c, m| s.leave_lazy(k, c, m),
+            leave_lazy: |s: &S, k, c, m, n| s.leave_lazy(k, c, m, n),
+            switch_mm: |s: &S, k, c, p, n| s.switch_mm(k, c, p, n),
             mm_users_zero: |s: &S, k, c, m| s.mm_users_zero(k, c, m),
             final_drop: |s: &S, k, c, m| s.final_drop(k, c, m),
             lazy_shot: |s: &S, k, c, m| s.lazy_shot(k, c, m),
+            cpu_dead: |s: &S, k, c| s.cpu_dead(k, c),
             name: S::NAME,
         };
         let users = scenario.tasks_per_mm();
@@ -389,20 +401,31 @@ impl<S: Send + Sync + 'static> Machine<S> {
         self.cpus.len()
     }
 
-    /// Runs every CPU's script on its own thread (CPU 0 on the calling
-    /// thread), joins them, and runs the end-of-execution oracle checks.
+    /// Runs every CPU's script on its own thread, joins them, and runs the
+    /// end-of-execution oracle checks ([`finish`](Self::finish)).
+    ///
+    /// The calling thread only waits: an oracle panic then always happens
+    /// on a CPU thread, which loom and shuttle report as the failure.
     pub fn run(this: &Arc<Self>) {
-        let handles: Vec<_> = (1..this.nr_cpus())
+        let handles: Vec<_> = (0..this.nr_cpus())
             .map(|c| {
                 let m = Arc::clone(this);
                 spawn(move || m.run_cpu(CpuId::new(c)))
             })
             .collect();
-        this.run_cpu(CpuId::new(0));
         for h in handles {
             h.join().expect("a CPU thread panicked");
         }
-        this.check_end();
+        this.finish();
+    }
+
+    /// After every CPU went down: the hotplug teardown of each CPU
+    /// ([`LazyMm::cpu_dead`]), then the end-of-execution checks.
+    pub fn finish(&self) {
+        for c in 0..self.nr_cpus() {
+            (self.hooks.cpu_dead)(&self.scheme, self, CpuId::new(c));
+        }
+        self.check_end();
     }
 
     /// Runs `cpu`'s script, takes it down, and idles serving IPIs until all
@@ -472,7 +495,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
             s.is_lazy = false;
         });
         if mm != MmId::INIT {
-            (self.hooks.leave_lazy)(&self.scheme, self, cpu, mm);
+            (self.hooks.leave_lazy)(&self.scheme, self, cpu, mm, None);
         }
     }
 
@@ -511,7 +534,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
                 // finish_task_switch(): kernel -> user drops rq->prev_mm.
                 if st.curr == Task::Kernel && prev_active != MmId::INIT {
                     self.touch(cpu);
-                    (self.hooks.leave_lazy)(&self.scheme, self, cpu, prev_active);
+                    (self.hooks.leave_lazy)(&self.scheme, self, cpu, prev_active, Some(mm));
                 }
             }
         }
@@ -534,6 +557,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
         self.update(cpu, |s| s.loaded_mm = next);
         self.cpu(cpu).loaded.set(next.0 as usize);
         self.touch(cpu);
+        (self.hooks.switch_mm)(&self.scheme, self, cpu, prev.real(), next.real());
         if prev != MmId::INIT {
             // Release: pairs with the acquire snapshot in mm_cpumask(); our
             // last use of `prev` happens before whoever reads the bit clear.
@@ -585,7 +609,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
             panic!("double free of {mm} on {cpu}");
         }
         if m.torn_down.get() == 0 {
-            panic!("{mm} freed on {cpu} while mm_users > 0");
+            panic!("use-after-free of {mm}: freed on {cpu} while mm_users > 0 (its tasks still use it)");
         }
         for (c, other) in self.cpus.iter().enumerate() {
             if other.loaded.get() == mm.0 as usize {
@@ -705,7 +729,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
     }
 
     /// End-of-execution checks: every mm freed exactly once (no leak).
-    /// Call after every CPU thread has finished ([`run`](Self::run) does).
+    /// Call after every CPU thread has finished ([`finish`](Self::finish) does).
     pub fn check_end(&self) {
         for (i, m) in self.mms.iter().enumerate() {
             match m.freed.get() {
@@ -842,6 +866,32 @@ impl<S: Send + Sync + 'static> Kernel for Machine<S> {
 
     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: MmId) {
         self.send_ipis(cpu, cpus, Ipi::ShootLazy(mm));
+    }
+
+    fn mmgrab_many(&self, cpu: CpuId, mm: MmId, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.use_mm(cpu, mm);
+        // atomic_add(): unordered, the caller holds a reference.
+        let old = self.mm(mm).count.fetch_add(n, Relaxed);
+        self.count(cpu, |s| s.shared_rmws += 1);
+        if old == 0 {
+            panic!("use-after-free of {mm}: mmgrab_many on {cpu} with mm_count 0");
+        }
+    }
+
+    fn mmdrop_many(&self, cpu: CpuId, mm: MmId, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.use_mm(cpu, mm);
+        // Release: our uses happen before whoever makes the final drop.
+        let old = self.mm(mm).count.fetch_sub(n, Release);
+        self.count(cpu, |s| s.shared_rmws += 1);
+        if old <= n {
+            panic!("mmdrop_many of {n} on {mm} would free it (mm_count was {old})");
+        }
     }
 
     fn note_shared_rmw(&self, cpu: CpuId, n: usize) {

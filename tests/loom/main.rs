@@ -5,6 +5,8 @@
 //! (`ci/deep.sh` raises it). Each model prints its executions and time.
 #![cfg(loom)]
 
+mod cached;
 mod common;
 mod refcount;
 mod shootdown;
+mod tagged;
