@@ -7,17 +7,21 @@
 //! there (the loom and shuttle suites cover the machine instead).
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
+use lazymm::cached::Cached;
 use lazymm::cpu::CpuId;
 use lazymm::model::{Machine, MmId, Op, Scenario, Task};
 use lazymm::refcount::Refcount;
 use lazymm::scheme::LazyMm;
 use lazymm::shootdown::Shootdown;
+use lazymm::tagged::{Options, Tagged};
 use proptest::prelude::*;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Refcount,
     Shootdown,
+    Tagged,
+    Cached,
 }
 
 /// The reference model: plain integers, no atomics, no scheme code.
@@ -29,6 +33,10 @@ struct Reference {
     /// Per CPU: running user task's mm (None = kernel), and active mm.
     curr: Vec<Option<usize>>,
     active: Vec<Option<usize>>,
+    /// Tagged: a fixup gave this CPU a reference on its lazy mm.
+    tagged: Vec<bool>,
+    /// Cached: the mm this CPU holds a cached reference on.
+    cache: Vec<Option<usize>>,
 }
 
 impl Reference {
@@ -42,6 +50,8 @@ impl Reference {
             freed: vec![0; n],
             curr: vec![None; s.nr_cpus()],
             active: vec![None; s.nr_cpus()],
+            tagged: vec![false; s.nr_cpus()],
+            cache: vec![None; s.nr_cpus()],
         }
     }
 
@@ -61,8 +71,41 @@ impl Reference {
         }
     }
 
-    fn lazy_ref(&self) -> bool {
-        self.kind == Kind::Refcount
+    /// A lazy entry on `a` (user -> kernel, or exit).
+    fn enter_lazy(&mut self, cpu: usize, a: usize) {
+        match self.kind {
+            Kind::Refcount => self.count[a] += 1,
+            Kind::Cached if self.cache[cpu] != Some(a) => {
+                assert_eq!(self.cache[cpu], None);
+                self.count[a] += 1;
+                self.cache[cpu] = Some(a);
+            }
+            _ => {}
+        }
+    }
+
+    /// The CPU's page-table base moves to `next` (None: init_mm).
+    fn switch_mm(&mut self, cpu: usize, next: Option<usize>) {
+        if self.kind == Kind::Cached {
+            if let Some(x) = self.cache[cpu] {
+                if Some(x) != next {
+                    self.cache[cpu] = None;
+                    self.drop_count(x);
+                }
+            }
+        }
+    }
+
+    /// The lazy use of `p` ends.
+    fn leave_lazy(&mut self, cpu: usize, p: usize) {
+        match self.kind {
+            Kind::Refcount => self.drop_count(p),
+            Kind::Tagged if self.tagged[cpu] => {
+                self.tagged[cpu] = false;
+                self.drop_count(p);
+            }
+            _ => {}
+        }
     }
 
     fn step(&mut self, cpu: usize, op: Op) {
@@ -74,29 +117,38 @@ impl Reference {
                 }
                 let was_kernel = self.curr[cpu].is_none();
                 let prev = self.active[cpu];
+                if prev != Some(m) {
+                    self.switch_mm(cpu, Some(m));
+                }
                 self.curr[cpu] = Some(m);
                 self.active[cpu] = Some(m);
-                if was_kernel && self.lazy_ref() {
-                    if let Some(p) = prev {
-                        self.drop_count(p);
-                    }
+                if let (true, Some(p)) = (was_kernel, prev) {
+                    self.leave_lazy(cpu, p);
                 }
             }
             Op::Kthread => {
                 if self.curr[cpu].is_some() {
-                    if let (true, Some(a)) = (self.lazy_ref(), self.active[cpu]) {
-                        self.count[a] += 1;
+                    if let Some(a) = self.active[cpu] {
+                        self.enter_lazy(cpu, a);
                     }
                 }
                 self.curr[cpu] = None;
             }
             Op::Exit => {
                 let m = self.curr[cpu].take().unwrap();
-                if self.lazy_ref() {
-                    self.count[m] += 1;
-                }
+                self.enter_lazy(cpu, m);
                 self.users[m] -= 1;
                 if self.users[m] == 0 {
+                    if self.kind == Kind::Tagged {
+                        // the fixup hands a reference to every CPU lazy on m
+                        for c in 0..self.curr.len() {
+                            if self.active[c] == Some(m) && self.curr[c].is_none() {
+                                assert!(!self.tagged[c]);
+                                self.tagged[c] = true;
+                                self.count[m] += 1;
+                            }
+                        }
+                    }
                     self.drop_count(m);
                 }
             }
@@ -105,9 +157,8 @@ impl Reference {
 
     fn down(&mut self, cpu: usize) {
         if let Some(a) = self.active[cpu].take() {
-            if self.lazy_ref() {
-                self.drop_count(a);
-            }
+            self.switch_mm(cpu, None);
+            self.leave_lazy(cpu, a);
         }
     }
 
@@ -202,6 +253,17 @@ proptest! {
     fn shootdown_matches_reference((s, picks) in scenario()) {
         run(Kind::Shootdown, Shootdown::new(), s, &picks);
     }
+
+    #[test]
+    fn tagged_matches_reference((s, picks) in scenario(), check in any::<bool>(), batch in any::<bool>()) {
+        let opts = Options { check_before_cmpxchg: check, batch_grab: batch };
+        run(Kind::Tagged, Tagged::<4>::with_options(opts), s, &picks);
+    }
+
+    #[test]
+    fn cached_matches_reference((s, picks) in scenario()) {
+        run(Kind::Cached, Cached::<4>::new(), s, &picks);
+    }
 }
 
 #[test]
@@ -245,6 +307,20 @@ fn oracle_reports_a_leak() {
     m.step(CpuId::new(0), User(a));
     m.step(CpuId::new(0), Exit);
     m.check_end();
+}
+
+#[test]
+#[should_panic(expected = "lazymm: leave_lazy on cpu0, which is not lazy")]
+fn tagged_leave_twice_panics() {
+    use Op::*;
+    let a = MmId::new(0);
+    let t = Tagged::<1>::new();
+    let m = Machine::new(Refcount::new(), Scenario::new(1, vec![vec![User(a), Exit]]))
+        .with_inline_ipis();
+    m.step(CpuId::new(0), User(a));
+    lazymm::scheme::LazyMm::enter_lazy(&t, &m, CpuId::new(0), a);
+    lazymm::scheme::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
+    lazymm::scheme::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! `shuttle::replay` test to keep it as a regression (see `replay.rs`).
 #![cfg(all(lazymm_shuttle, not(loom)))]
 
+mod cached;
 mod common;
 mod refcount;
 mod replay;
 mod shootdown;
+mod tagged;

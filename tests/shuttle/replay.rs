@@ -16,11 +16,11 @@ fn schedule(name: &str) -> String {
     )
 }
 
-/// The schedule in which PCT first found the hotplug bug: cpu4 went down
-/// lazy on mm2 after clearing itself from the cpumask, and cpu1's final drop
-/// freed mm2 without shooting it.
+/// The schedule in which PCT first found the hotplug bug: cpu2 went down
+/// lazy on mm1 after clearing itself from the cpumask, and cpu0's final drop
+/// freed mm1 without shooting it.
 #[test]
-#[should_panic(expected = "use-after-free of mm2: freed on cpu1 while cpu4 still has it loaded")]
+#[should_panic(expected = "use-after-free of mm1: freed on cpu0 while cpu2 still has it loaded")]
 fn replay_shootdown_bug_hotplug_uaf() {
     shuttle::replay_from_file(
         execution(Shootdown::new, Some(MachineBug::HotplugClearsCpumask)),
