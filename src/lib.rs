@@ -17,7 +17,10 @@
 //!   what a scheme needs from its kernel ([`Kernel`](scheme::Kernel)).
 //! * The schemes: [`refcount`] (Linux's default), [`shootdown`] (Piggin's
 //!   shoot-lazies), [`tagged`] (Lutomirski's tagged per-CPU word, and its
-//!   RFC v2 placement), [`cached`] (van Riel's per-CPU cached reference).
+//!   RFC v2 placement), [`cached`] (van Riel's per-CPU cached reference),
+//!   [`hazard`] (Desnoyers' per-CPU hazard pointers, as a domain of their own
+//!   and as a lazy-mm scheme), [`loaded`] (Torvalds' "`loaded_mm` is the
+//!   truth").
 //! * [`model`] (feature `model`) — the simulated machine and its oracle.
 //!
 //! ## Features
@@ -53,6 +56,8 @@ extern crate std;
 pub mod bugs;
 pub mod cached;
 pub mod cpu;
+pub mod hazard;
+pub mod loaded;
 pub mod refcount;
 pub mod scheme;
 pub mod shootdown;

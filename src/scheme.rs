@@ -11,7 +11,8 @@
 //! | user → kernel thread: the CPU keeps `prev->active_mm` loaded | [`LazyMm::enter_lazy`] |
 //! | `exit_mm()`: the exiting task becomes a lazy user of its own mm | [`LazyMm::enter_lazy`] |
 //! | kernel → kernel: the lazy use passes to the next kernel thread | [`LazyMm::transfer_lazy`] |
-//! | the CPU's page-table base changes mm (`switch_mm_irqs_off()`, after the load) | [`LazyMm::switch_mm`] |
+//! | the CPU's page-table base is about to change mm (`switch_mm_irqs_off()`) | [`LazyMm::switching_mm`] |
+//! | the CPU's page-table base changed mm (after the load) | [`LazyMm::switch_mm`] |
 //! | kernel → user, in `finish_task_switch()` once the CPU loaded `next->mm` | [`LazyMm::leave_lazy`] |
 //! | CPU forced to the kernel's own mm (`sched_force_init_mm()`, CPU down) | [`LazyMm::leave_lazy`] |
 //! | `__mmput()`: `mm_users` reached 0 | [`LazyMm::mm_users_zero`] |
@@ -151,6 +152,13 @@ pub trait Kernel: Sync {
     /// handler's release acknowledgement).
     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: Self::Mm);
 
+    /// Serves `cpu`'s pending IPIs (a CPU that waits on others calls this in
+    /// its wait loop so that two waiting CPUs cannot deadlock). No-op by default.
+    #[inline]
+    fn serve_ipis(&self, cpu: CpuId) {
+        let _ = cpu;
+    }
+
     /// Statistics hook: the scheme did `n` atomic RMWs on cache lines that
     /// other CPUs write (a remote per-CPU word, a shared count). No-op by default.
     #[inline]
@@ -175,6 +183,13 @@ pub trait LazyMm<K: Kernel>: Sync {
     #[inline]
     fn transfer_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let _ = (k, cpu, mm);
+    }
+
+    /// `cpu` is about to reload its page-table base from `prev` to `next`
+    /// (`None`: the kernel's own mm); called with interrupts disabled.
+    #[inline]
+    fn switching_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+        let _ = (k, cpu, prev, next);
     }
 
     /// `cpu` has loaded `next` (`None`: the kernel's own mm) in place of

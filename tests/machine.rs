@@ -19,6 +19,8 @@ use proptest::prelude::*;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Refcount,
+    /// No references; the final drop forces lazy CPUs to init_mm (also the
+    /// hazard and loaded_mm schemes, whose bookkeeping is per-CPU words).
     Shootdown,
     Tagged,
     Cached,
@@ -258,6 +260,16 @@ proptest! {
     fn tagged_matches_reference((s, picks) in scenario(), check in any::<bool>(), batch in any::<bool>()) {
         let opts = Options { check_before_cmpxchg: check, batch_grab: batch };
         run(Kind::Tagged, Tagged::<4>::with_options(opts), s, &picks);
+    }
+
+    #[test]
+    fn hazard_matches_reference((s, picks) in scenario()) {
+        run(Kind::Shootdown, lazymm::hazard::HazardLazy::<4>::new(), s, &picks);
+    }
+
+    #[test]
+    fn loaded_mm_matches_reference((s, picks) in scenario()) {
+        run(Kind::Shootdown, lazymm::loaded::LoadedMm::<4>::new(), s, &picks);
     }
 
     #[test]

@@ -279,6 +279,7 @@ struct Hooks<S> {
     transfer_lazy: fn(&S, &Machine<S>, CpuId, MmId),
     leave_lazy: fn(&S, &Machine<S>, CpuId, MmId, Option<MmId>),
     switch_mm: fn(&S, &Machine<S>, CpuId, Option<MmId>, Option<MmId>),
+    switching_mm: fn(&S, &Machine<S>, CpuId, Option<MmId>, Option<MmId>),
     mm_users_zero: fn(&S, &Machine<S>, CpuId, MmId),
     final_drop: fn(&S, &Machine<S>, CpuId, MmId),
     lazy_shot: fn(&S, &Machine<S>, CpuId, MmId),
@@ -320,6 +321,7 @@ where
             transfer_lazy: |s: &S, k, c, m| s.transfer_lazy(k, c, m),
             leave_lazy: |s: &S, k, c, m, n| s.leave_lazy(k, c, m, n),
             switch_mm: |s: &S, k, c, p, n| s.switch_mm(k, c, p, n),
+            switching_mm: |s: &S, k, c, p, n| s.switching_mm(k, c, p, n),
             mm_users_zero: |s: &S, k, c, m| s.mm_users_zero(k, c, m),
             final_drop: |s: &S, k, c, m| s.final_drop(k, c, m),
             lazy_shot: |s: &S, k, c, m| s.lazy_shot(k, c, m),
@@ -547,6 +549,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
         if prev == next {
             return;
         }
+        (self.hooks.switching_mm)(&self.scheme, self, cpu, prev.real(), next.real());
         if next != MmId::INIT {
             // Relaxed: this CPU's user task of `next` holds mm_users and will
             // only drop it (a release RMW) after this point, so the bit is
@@ -896,5 +899,9 @@ impl<S: Send + Sync + 'static> Kernel for Machine<S> {
 
     fn note_shared_rmw(&self, cpu: CpuId, n: usize) {
         self.count(cpu, |s| s.shared_rmws += n as u64);
+    }
+
+    fn serve_ipis(&self, cpu: CpuId) {
+        Machine::serve_ipis(self, cpu);
     }
 }

@@ -16,6 +16,12 @@ pub const DEFAULT_BOUND: usize = 4;
 /// Preemption bound for the three-CPU models.
 pub const THREE_CPU_BOUND: usize = 3;
 
+/// Bounds for the schemes with more atomics per switch (hazard, loaded_mm),
+/// whose models at the default bounds take minutes.
+pub const HEAVY_BOUND: usize = 3;
+/// Three-CPU bound for those schemes.
+pub const HEAVY_THREE_CPU_BOUND: usize = 2;
+
 /// user → kernel → user (same mm) on cpu0 while cpu1 runs an exit that may
 /// be the last `mmput`.
 pub fn round_trip_vs_exit() -> Scenario {

@@ -7,6 +7,9 @@
 
 mod cached;
 mod common;
+mod hazard;
+mod litmus;
+mod loaded;
 mod refcount;
 mod shootdown;
 mod tagged;

@@ -11,6 +11,8 @@
 
 mod cached;
 mod common;
+mod hazard;
+mod loaded;
 mod refcount;
 mod replay;
 mod shootdown;

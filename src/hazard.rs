@@ -1,0 +1,362 @@
+//! Per-CPU hazard pointers (Desnoyers' `hazptr`, 2024), usable for any
+//! object, and the hazard-pointer lazy-mm scheme built on them (seed 004).
+//!
+//! # The domain
+//!
+//! A [`HazardDomain`] gives each CPU `SLOTS` slots. A reader **publishes** an
+//! address in one of its CPU's slots, runs a full barrier, and **re-validates**
+//! the source it read the address from; a reclaimer **unpublishes** the
+//! address from the source, runs a full barrier, and **scans** every slot,
+//! waiting until none holds the address. The two sides are the
+//! store-buffering pair
+//!
+//! ```text
+//! reader:    W slot = p ; smp_mb() ; R src      (re-validate)
+//! reclaimer: W src = q  ; smp_mb() ; R slot     (scan)
+//! forbidden: reader reads src == p  AND  reclaimer reads slot != p
+//! ```
+//!
+//! so either the reader sees the unpublish (and backs off) or the scan sees
+//! the slot (and waits). Releasing a slot is a release store of 0, paired
+//! with the scan's acquire load: every use under protection happens before
+//! the scan returns. Evidence: `tests/loom/hazard.rs` (domain models without
+//! the machine): the correct pair passes; `bug_no_publish_fence`,
+//! `bug_no_scan_fence`, `bug_no_revalidate` and `bug_scan_no_wait` fail.
+//!
+//! **Slots.** `SLOTS` slots per CPU (the later hazptr RFCs have four, with
+//! an on-stack backup). [`HazardDomain::try_protect`] takes the first free
+//! one and fails cleanly ([`ProtectError::SlotsFull`]) when all are in use;
+//! the caller falls back to a reference count, as those RFCs do. Slots are
+//! per CPU, so protection must be taken and released with preemption
+//! disabled (Boqun Feng's review point); the API takes the CPU explicitly.
+//!
+//! **Scanning from a context that cannot wait.** A scan without an
+//! `on_match` callback waits for readers to leave on their own, which from
+//! atomic context can deadlock. The LKP report on v3 (reference §4.4:
+//! `__mmdrop()` reached under `khugepaged_mm_lock` via `collect_mm_slot()`)
+//! is that case. [`HazardDomain::scan`] therefore takes a [`ScanContext`] and
+//! refuses `Atomic` without `on_match` with [`ScanError::CannotWait`] (Mathieu
+//! Desnoyers' option 1: an `on_match` that forces readers off bounds the
+//! wait).
+//!
+//! # The lazy-mm scheme ([`HazardLazy`])
+//!
+//! * enter lazy: full fence, publish the mm in this CPU's slot (existence is
+//!   guaranteed: the CPU's user task still holds `mm_users`);
+//! * leave lazy: full fence, clear the slot;
+//! * final drop (`__mmdrop()`): scan for the mm with an `on_match` that IPIs
+//!   the CPU, which switches to the kernel's own mm and clears its slot.
+//!
+//! Only CPUs whose slot holds the mm get an IPI (shootdown IPIs the whole
+//! cpumask), but every possible CPU's slot is read. The publish happens
+//! before the owner's `mm_users` drop (a release RMW) and so before the
+//! final drop: in this use the two full fences are not needed for the mm's
+//! existence — the machine models pass without them — and Linux keeps them
+//! for membarrier. They are needed in the general domain, where the reader
+//! does not hold a reference (`tests/loom/hazard.rs`).
+//!
+//! Source: seed 004, reference §4.1–4.4 and §4.6.
+
+use crate::bugs::BugSwitch;
+use crate::cpu::{CpuId, CpuSet, PerCpu};
+use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering::*};
+
+/// The known-bad variants of the domain and of [`HazardLazy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// No full barrier between publishing and re-validating.
+    NoPublishFence,
+    /// No full barrier between the caller's unpublish and the scan.
+    NoScanFence,
+    /// `try_protect` trusts its first read of the source.
+    NoRevalidate,
+    /// The scan calls `on_match` but does not wait for the slot to clear.
+    ScanNoWait,
+}
+
+/// Why [`HazardDomain::try_protect`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtectError {
+    /// The source holds null: nothing to protect.
+    Null,
+    /// Every slot of this CPU is in use: fall back to a reference.
+    SlotsFull,
+}
+
+/// Why [`HazardDomain::scan`] refused to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanError {
+    /// Called from atomic context without an `on_match` that bounds the wait.
+    CannotWait,
+}
+
+/// Where a scan runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanContext {
+    /// Preemptible: the scan may wait for readers to leave on their own.
+    Preemptible,
+    /// Atomic (spinlock held, interrupts off): only a scan whose `on_match`
+    /// forces readers off may wait.
+    Atomic,
+}
+
+/// A slot a CPU holds an address in; give it back with
+/// [`HazardDomain::release`].
+#[must_use = "a protection must be released"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Protected {
+    cpu: CpuId,
+    slot: usize,
+    addr: usize,
+}
+
+impl Protected {
+    /// The protected address.
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+}
+
+/// `SLOTS` hazard slots on each of `N` CPUs.
+pub struct HazardDomain<const N: usize, const SLOTS: usize = 1> {
+    slots: PerCpu<[AtomicUsize; SLOTS], N>,
+    bug: BugSwitch<Bug>,
+}
+
+impl<const N: usize, const SLOTS: usize> Default for HazardDomain<N, SLOTS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
+    crate::sync::const_fn! {
+        /// Every slot empty.
+        pub fn new() -> Self {
+            #[cfg(not(loom))]
+            let slots = PerCpu::from_padded(crate::cpu::padded_array!(N, [const { AtomicUsize::new(0) }; SLOTS]));
+            #[cfg(loom)]
+            let slots = PerCpu::from_padded(crate::cpu::padded_array!(N, core::array::from_fn(|_| AtomicUsize::new(0))));
+            Self { slots, bug: BugSwitch::off() }
+        }
+    }
+
+    /// The domain with a known bug switched on (checker builds only).
+    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    pub fn with_bug(bug: Bug) -> Self {
+        let mut d = Self::new();
+        d.bug = BugSwitch::on(bug);
+        d
+    }
+
+    fn bug(&self) -> &BugSwitch<Bug> {
+        &self.bug
+    }
+
+    /// Publishes `addr` (non-zero) in a free slot of `cpu`, then runs a full
+    /// barrier. The caller guarantees `addr` stays alive until then (it holds
+    /// a reference, or re-validates: see [`try_protect`](Self::try_protect)).
+    pub fn protect(&self, cpu: CpuId, addr: usize) -> Result<Protected, ProtectError> {
+        if addr == 0 {
+            return Err(ProtectError::Null);
+        }
+        let slots = self.slots.get(cpu);
+        // Relaxed: only this CPU writes a free slot to non-zero; the full
+        // barrier below orders the publish before what follows.
+        let Some(slot) = slots.iter().position(|s| s.load(Relaxed) == 0) else {
+            return Err(ProtectError::SlotsFull);
+        };
+        slots[slot].store(addr, Relaxed);
+        if !self.bug().is(Bug::NoPublishFence) {
+            // Pairs with the smp_mb() in scan(): store buffering.
+            smp_mb();
+        }
+        Ok(Protected { cpu, slot, addr })
+    }
+
+    /// `hazptr_load_try_protect()`: reads `src`, publishes what it read,
+    /// re-validates `src` after a full barrier, and retries while it changed.
+    pub fn try_protect(&self, cpu: CpuId, src: &AtomicUsize) -> Result<Protected, ProtectError> {
+        // Relaxed: the re-validating load below is the one we trust.
+        let mut addr = src.load(Relaxed);
+        loop {
+            let p = self.protect(cpu, addr)?;
+            if self.bug().is(Bug::NoRevalidate) {
+                return Ok(p);
+            }
+            // Acquire: pairs with the release that published `addr` in
+            // `src`, so the object's contents are visible.
+            let again = src.load(Acquire);
+            if again == addr {
+                return Ok(p);
+            }
+            self.release(p);
+            addr = again;
+        }
+    }
+
+    /// `hazptr_retire()` of a slot: a release store of 0, paired with the
+    /// scan's acquire load (our uses happen before the scan returns).
+    pub fn release(&self, p: Protected) {
+        let s = &self.slots.get(p.cpu)[p.slot];
+        debug_assert_eq!(
+            s.load(Relaxed),
+            p.addr,
+            "lazymm: hazard slot changed under its owner"
+        );
+        s.store(0, Release);
+    }
+
+    /// Clears `cpu`'s slot holding `addr`, if any (for an IPI handler that
+    /// forced the CPU off the object). Returns whether one was cleared.
+    pub fn clear(&self, cpu: CpuId, addr: usize) -> bool {
+        for s in self.slots.get(cpu) {
+            if s.load(Relaxed) == addr {
+                // Release: pairs with the scan's acquire wait.
+                s.store(0, Release);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether `cpu` has `addr` in a slot (a relaxed peek, for assertions).
+    pub fn holds(&self, cpu: CpuId, addr: usize) -> bool {
+        self.slots.get(cpu).iter().any(|s| s.load(Relaxed) == addr)
+    }
+
+    /// `hazptr_scan()`. The caller has unpublished `addr` (no new reader can
+    /// find it). Runs a full barrier, then reads every slot of CPUs
+    /// `0..nr_cpus`; on a match calls `on_match(cpu)` (a kernel sends a
+    /// targeted IPI that makes the CPU drop the address) and waits until the
+    /// slot no longer holds `addr`. `serve` runs in every wait iteration (a
+    /// CPU waiting for others serves its own IPIs). Returns the CPUs that
+    /// matched.
+    pub fn scan(
+        &self,
+        ctx: ScanContext,
+        nr_cpus: usize,
+        addr: usize,
+        mut on_match: Option<&mut dyn FnMut(CpuId)>,
+        mut serve: impl FnMut(),
+    ) -> Result<CpuSet, ScanError> {
+        if ctx == ScanContext::Atomic && on_match.is_none() {
+            return Err(ScanError::CannotWait);
+        }
+        if !self.bug().is(Bug::NoScanFence) {
+            // Pairs with the smp_mb() in protect(): store buffering.
+            smp_mb();
+        }
+        let mut matched = CpuSet::new();
+        for (cpu, slots) in self.slots.iter().take(nr_cpus) {
+            for s in slots {
+                // Acquire: pairs with release(), so the reader's uses happen
+                // before we return.
+                if s.load(Acquire) != addr {
+                    continue;
+                }
+                matched.insert(cpu);
+                if let Some(f) = on_match.as_mut() {
+                    f(cpu);
+                }
+                if self.bug().is(Bug::ScanNoWait) {
+                    continue;
+                }
+                // Acquire: as above.
+                while s.load(Acquire) == addr {
+                    serve();
+                    spin_loop();
+                }
+            }
+        }
+        Ok(matched)
+    }
+}
+
+/// The hazard-pointer lazy-mm scheme (Desnoyers 2024): one slot per CPU
+/// holds the CPU's lazy mm; the final drop scans and IPIs the holders.
+pub struct HazardLazy<const N: usize> {
+    domain: HazardDomain<N, 1>,
+}
+
+impl<const N: usize> Default for HazardLazy<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> HazardLazy<N> {
+    crate::sync::const_fn! {
+        /// No CPU lazy.
+        pub fn new() -> Self {
+            Self { domain: HazardDomain::new() }
+        }
+    }
+
+    /// The scheme with a known bug of its domain switched on.
+    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    pub fn with_bug(bug: Bug) -> Self {
+        Self {
+            domain: HazardDomain::with_bug(bug),
+        }
+    }
+
+    /// The domain.
+    pub fn domain(&self) -> &HazardDomain<N, 1> {
+        &self.domain
+    }
+}
+
+impl<K: Kernel, const N: usize> LazyMm<K> for HazardLazy<N> {
+    const NAME: &'static str = "hazard";
+
+    #[inline]
+    fn enter_lazy(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+        // mmgrab_lazy_tlb(): smp_mb(); publish. "Only a single lazy mm per
+        // CPU": a full slot is a misuse.
+        if !self.domain.bug().is(Bug::NoPublishFence) {
+            // Pairs with the scan's smp_mb() (membarrier in Linux; see the
+            // module docs for why existence does not need it).
+            smp_mb();
+        }
+        match self.domain.protect(cpu, mm.to_word()) {
+            Ok(_) => {} // the slot is the record; leave_lazy clears it
+            Err(e) => panic!("lazymm: enter_lazy on {cpu}: {e:?} (already lazy?)"),
+        }
+    }
+
+    #[inline]
+    fn leave_lazy(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+        // mmdrop_lazy_tlb(): smp_mb(); clear the slot.
+        smp_mb();
+        if !self.domain.clear(cpu, mm.to_word()) {
+            panic!("lazymm: leave_lazy on {cpu}, which is not lazy on {mm:?}");
+        }
+    }
+
+    fn lazy_shot(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+        // do_shoot_lazy_tlb(): the CPU switched to the kernel's mm; clear.
+        self.domain.clear(cpu, mm.to_word());
+    }
+
+    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        // cleanup_lazy_tlbs() -> hazptr_scan(..., retire_lazy_mm_hp): a
+        // targeted IPI to each holder; the scan waits for its slot to clear.
+        let mut shoot = |c: CpuId| {
+            let mut one = CpuSet::new();
+            one.insert(c);
+            k.shoot_lazies(cpu, &one, mm);
+        };
+        let nr = N.min(CpuSet::<{ crate::cpu::CPUSET_WORDS }>::CAPACITY);
+        self.domain
+            .scan(
+                ScanContext::Preemptible,
+                nr,
+                mm.to_word(),
+                Some(&mut shoot),
+                || k.serve_ipis(cpu),
+            )
+            .expect("preemptible scan");
+    }
+}

@@ -1,0 +1,124 @@
+//! Torvalds' "no refcount at all, `loaded_mm` is the truth" (Oct 2024,
+//! seed 004).
+//!
+//! # Protocol
+//!
+//! The per-CPU `loaded_mm` word (x86's `cpu_tlbstate.loaded_mm`) is the only
+//! record of a CPU's use of an mm, lazy or not. Context switches take no
+//! reference and write no shared line: `switch_mm_irqs_off()` stores the
+//! transient `LOADED_MM_SWITCHING` before it reloads the page-table base and
+//! the new mm after. The final drop reads every CPU's word and forces each
+//! CPU whose word is the mm — **or `SWITCHING`**, whose page-table base may
+//! still point at it — off it with an IPI (switch to the kernel's own mm),
+//! waiting for the acknowledgement.
+//!
+//! **Orderings.** The store of the new mm after the reload is a release,
+//! paired with the final drop's acquire load: a CPU seen on another mm made
+//! its last use of this one before. A CPU seen on the mm or `SWITCHING` is
+//! IPI'd and its release acknowledgement orders its last use before the
+//! free. The `SWITCHING` store itself can be relaxed: whoever reads it IPIs.
+//!
+//! **The CVE-2025-37964 window.** `fea4e317f9e7` fixed `should_flush_tlb()`
+//! treating `SWITCHING` as "not this mm" between the CR3 write and the store
+//! of the new mm. The same mistake here frees an mm whose page tables a
+//! switching CPU still has loaded: the variant `bug_switching_window`,
+//! rejected by loom with "use-after-free" (`tests/loom/loaded.rs`).
+//!
+//! **Cost.** Nothing per lazy switch but the stores a kernel makes anyway;
+//! at every final drop, one load per possible CPU plus an IPI per CPU still
+//! on the mm (Joel Fernandes' objection: x86 refcounting needed none).
+//!
+//! Source: seed 004 (Torvalds' reply), reference §1.10, §1.12 #5, §4.5.
+
+use crate::bugs::BugSwitch;
+use crate::cpu::{CpuId, CpuSet, PerCpu};
+use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::sync::{AtomicUsize, Ordering::*};
+
+/// `LOADED_MM_SWITCHING`: the page-table base is being reloaded.
+pub const SWITCHING: usize = 1;
+
+/// The known-bad variants of [`LoadedMm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// The final drop treats `SWITCHING` as "not this mm" (CVE-2025-37964).
+    SwitchingWindow,
+}
+
+/// `loaded_mm` as the only record of mm use, for `N` CPUs.
+pub struct LoadedMm<const N: usize> {
+    loaded: PerCpu<AtomicUsize, N>,
+    bug: BugSwitch<Bug>,
+}
+
+impl<const N: usize> Default for LoadedMm<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> LoadedMm<N> {
+    crate::sync::const_fn! {
+        /// Every CPU on the kernel's own mm (word 0).
+        pub fn new() -> Self {
+            Self {
+                loaded: PerCpu::from_padded(crate::cpu::padded_array!(N, AtomicUsize::new(0))),
+                bug: BugSwitch::off(),
+            }
+        }
+    }
+
+    /// The scheme with a known bug switched on (checker builds only).
+    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    pub fn with_bug(bug: Bug) -> Self {
+        let mut s = Self::new();
+        s.bug = BugSwitch::on(bug);
+        s
+    }
+
+    /// `cpu`'s `loaded_mm` word.
+    pub fn word(&self, cpu: CpuId) -> &AtomicUsize {
+        self.loaded.get(cpu)
+    }
+}
+
+impl<K: Kernel, const N: usize> LazyMm<K> for LoadedMm<N> {
+    const NAME: &'static str = "loaded_mm";
+
+    #[inline]
+    fn enter_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
+
+    #[inline]
+    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+
+    #[inline]
+    fn switching_mm(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, _next: Option<K::Mm>) {
+        // Relaxed: a reader of SWITCHING IPIs us, and the IPI's
+        // acknowledgement carries the ordering.
+        self.loaded.get(cpu).store(SWITCHING, Relaxed);
+    }
+
+    #[inline]
+    fn switch_mm(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
+        // Release: pairs with the final drop's acquire load; our uses of the
+        // previous mm happen before a drop that sees this value.
+        self.loaded
+            .get(cpu)
+            .store(next.map_or(0, MmHandle::to_word), Release);
+    }
+
+    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        let word = mm.to_word();
+        let mut targets = CpuSet::new();
+        for (c, w) in self.loaded.iter() {
+            // Acquire: pairs with switch_mm's release store.
+            let v = w.load(Acquire);
+            if v == word || (v == SWITCHING && !self.bug.is(Bug::SwitchingWindow)) {
+                targets.insert(c);
+            }
+        }
+        if !targets.is_empty() {
+            k.shoot_lazies(cpu, &targets, mm);
+        }
+    }
+}

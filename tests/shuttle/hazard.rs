@@ -1,0 +1,9 @@
+//! `hazard` (Desnoyers' hazard-pointer lazy mm) under shuttle at 8 CPUs.
+
+use crate::common::*;
+use lazymm::hazard::HazardLazy;
+
+#[test]
+fn hazard_8_cpus() {
+    check_all("hazard", HazardLazy::<8>::new);
+}
