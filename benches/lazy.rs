@@ -6,11 +6,15 @@
 //! (one CPU slot each), each doing the same fixed number of round trips.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use lazymm::cached::Cached;
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
+use lazymm::hazard::HazardLazy;
+use lazymm::loaded::LoadedMm;
 use lazymm::refcount::Refcount;
 use lazymm::scheme::{Kernel, LazyMm, MmHandle};
 use lazymm::shootdown::Shootdown;
 use lazymm::sync::{AtomicUsize, Ordering::*};
+use lazymm::tagged::{Options, Tagged};
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -56,6 +60,14 @@ impl Kernel for BenchKernel {
         // The final drop never happens in these loops (the users' ref stays).
         self.count.fetch_sub(1, AcqRel);
     }
+    #[inline]
+    fn mmgrab_many(&self, _cpu: CpuId, _mm: Mm, n: usize) {
+        self.count.fetch_add(n, Relaxed);
+    }
+    #[inline]
+    fn mmdrop_many(&self, _cpu: CpuId, _mm: Mm, n: usize) {
+        self.count.fetch_sub(n, Release);
+    }
     fn mm_users(&self, _mm: Mm) -> usize {
         1
     }
@@ -78,11 +90,37 @@ type Loaded = PerCpu<AtomicUsize, MAX_THREADS>;
 /// kernel does anyway.
 #[inline]
 fn round_trip<S: LazyMm<BenchKernel>>(s: &S, k: &BenchKernel, loaded: &Loaded, cpu: CpuId, mm: Mm) {
-    let slot = loaded.get(cpu);
+    let slot = black_box(loaded.get(cpu));
     slot.store(0, Relaxed); // is_lazy = true
     s.enter_lazy(k, cpu, mm);
+    // The kernel's two stores are separate events; keep the compiler from
+    // merging them (black_box makes the slot escape between them).
+    let slot = black_box(slot);
     slot.store(mm.to_word(), Relaxed); // is_lazy = false
     s.leave_lazy(k, cpu, mm, Some(mm));
+}
+
+/// One round trip to another mm: user A -> kernel thread -> user B (the
+/// page-table base changes, so `switch_mm` runs), then back the same way.
+#[inline]
+fn round_trip_other<S: LazyMm<BenchKernel>>(
+    s: &S,
+    k: &BenchKernel,
+    loaded: &Loaded,
+    cpu: CpuId,
+    a: Mm,
+    b: Mm,
+) {
+    for (from, to) in [(a, b), (b, a)] {
+        let slot = black_box(loaded.get(cpu));
+        slot.store(0, Relaxed); // is_lazy = true
+        s.enter_lazy(k, cpu, from);
+        s.switching_mm(k, cpu, Some(from), Some(to));
+        let slot = black_box(slot);
+        slot.store(to.to_word(), Relaxed); // loaded_mm = to
+        s.switch_mm(k, cpu, Some(from), Some(to));
+        s.leave_lazy(k, cpu, from, Some(to));
+    }
 }
 
 /// The floor: the plain per-CPU store pair alone.
@@ -99,6 +137,7 @@ fn scaled<S: LazyMm<BenchKernel> + Send + Sync + 'static>(
     threads: usize,
     iters: u64,
     s: Arc<S>,
+    other_mm: bool,
 ) -> Duration {
     let k = Arc::new(BenchKernel::new(threads));
     let loaded: Arc<Loaded> = Arc::new(PerCpu::default());
@@ -109,8 +148,61 @@ fn scaled<S: LazyMm<BenchKernel> + Send + Sync + 'static>(
             std::thread::spawn(move || {
                 let cpu = CpuId::new(t);
                 barrier.wait();
-                for _ in 0..iters * TRIPS_PER_ITER {
-                    round_trip(&*s, &k, &loaded, cpu, black_box(Mm(1)));
+                if other_mm {
+                    // Each call is two round trips; count them as two iterations.
+                    for _ in 0..iters.div_ceil(2) {
+                        round_trip_other(&*s, &k, &loaded, cpu, black_box(Mm(1)), black_box(Mm(2)));
+                    }
+                } else {
+                    for _ in 0..iters * TRIPS_PER_ITER {
+                        round_trip(&*s, &k, &loaded, cpu, black_box(Mm(1)));
+                    }
+                }
+                barrier.wait();
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    barrier.wait();
+    let t = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    t
+}
+
+/// The peers a user would pick instead, one "lazy round trip" each: what
+/// it costs to protect an object for the duration of a kernel thread.
+#[derive(Clone, Copy)]
+enum Peer {
+    /// `crossbeam_epoch::pin()` then drop the guard.
+    Epoch,
+    /// `haphazard`: `protect` then `reset_protection` on a per-thread hazard pointer.
+    Haphazard,
+    /// `Arc::clone` then drop: a shared counter inc + dec.
+    Arc,
+}
+
+fn peer_scaled(threads: usize, iters: u64, peer: Peer) -> Duration {
+    let shared = Arc::new(7usize);
+    let hp_src = Arc::new(haphazard::AtomicPtr::from(Box::new(7usize)));
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (shared, hp_src, barrier) = (shared.clone(), hp_src.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut hp = haphazard::HazardPointer::new();
+                barrier.wait();
+                for _ in 0..iters {
+                    match peer {
+                        Peer::Epoch => drop(black_box(crossbeam_epoch::pin())),
+                        Peer::Haphazard => {
+                            black_box(hp_src.safe_load(&mut hp));
+                            hp.reset_protection();
+                        }
+                        Peer::Arc => drop(black_box(Arc::clone(&shared))),
+                    }
                 }
                 barrier.wait();
             })
@@ -140,18 +232,107 @@ fn thread_counts() -> Vec<usize> {
     v
 }
 
-fn lazy_round_trip(c: &mut Criterion) {
-    let mut g = c.benchmark_group("lazy_round_trip_same_mm");
+fn round_trips(c: &mut Criterion, group: &str, other_mm: bool) {
+    let mut g = c.benchmark_group(group);
     for threads in thread_counts() {
-        g.bench_with_input(BenchmarkId::new("floor", threads), &threads, |b, &t| {
-            b.iter_custom(|iters| scaled(t, iters, Arc::new(Floor)))
+        let t = threads;
+        g.bench_with_input(BenchmarkId::new("floor", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(Floor), other_mm))
         });
-        g.bench_with_input(BenchmarkId::new("refcount", threads), &threads, |b, &t| {
-            b.iter_custom(|iters| scaled(t, iters, Arc::new(Refcount::new())))
+        g.bench_with_input(BenchmarkId::new("refcount", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(Refcount::new()), other_mm))
         });
-        g.bench_with_input(BenchmarkId::new("shootdown", threads), &threads, |b, &t| {
-            b.iter_custom(|iters| scaled(t, iters, Arc::new(Shootdown::new())))
+        g.bench_with_input(BenchmarkId::new("shootdown", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(Shootdown::new()), other_mm))
         });
+        g.bench_with_input(BenchmarkId::new("tagged", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(Tagged::<MAX_THREADS>::new()), other_mm))
+        });
+        g.bench_with_input(BenchmarkId::new("cached", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(Cached::<MAX_THREADS>::new()), other_mm))
+        });
+        g.bench_with_input(BenchmarkId::new("hazard", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(HazardLazy::<MAX_THREADS>::new()), other_mm))
+        });
+        g.bench_with_input(BenchmarkId::new("loaded_mm", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(LoadedMm::<MAX_THREADS>::new()), other_mm))
+        });
+        if !other_mm {
+            for (name, peer) in [
+                ("peer_crossbeam_epoch", Peer::Epoch),
+                ("peer_haphazard", Peer::Haphazard),
+                ("peer_arc", Peer::Arc),
+            ] {
+                g.bench_with_input(BenchmarkId::new(name, t), &t, |b, &t| {
+                    b.iter_custom(|n| peer_scaled(t, n, peer))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+fn lazy_round_trip(c: &mut Criterion) {
+    round_trips(c, "lazy_round_trip_same_mm", false);
+    round_trips(c, "lazy_round_trip_other_mm", true);
+}
+
+/// Lutomirski's exit fixup at 64..1024 CPUs, every CPU in the cpumask (an
+/// arch that does not trim it, like arm64's for_each_online_cpu) and a share
+/// of them lazy on the mm: the mockup (check + one grab per CPU), without
+/// the check, and with the batched grab.
+fn exit_fixup(c: &mut Criterion) {
+    const CPUS: usize = 1024;
+    let mut g = c.benchmark_group("exit_fixup");
+    for cpus in [64usize, 256, 1024] {
+        for lazy_pct in [0usize, 10] {
+            let lazy = cpus * lazy_pct / 100;
+            for (name, opts) in [
+                ("mockup", Options::MOCKUP),
+                (
+                    "no_check",
+                    Options {
+                        check_before_cmpxchg: false,
+                        batch_grab: false,
+                    },
+                ),
+                (
+                    "batch",
+                    Options {
+                        check_before_cmpxchg: true,
+                        batch_grab: true,
+                    },
+                ),
+            ] {
+                let k = BenchKernel::new(cpus);
+                for i in 0..cpus {
+                    k.cpumask.insert(CpuId::new(i), Relaxed);
+                }
+                let t: Box<Tagged<CPUS>> = Box::new(Tagged::with_options(opts));
+                let mm = Mm(1);
+                let id = BenchmarkId::new(format!("{name}/{lazy_pct}pct_lazy"), cpus);
+                g.bench_with_input(id, &cpus, |b, _| {
+                    b.iter_batched(
+                        || {
+                            // The CPUs spread evenly are lazy on the mm (untagged).
+                            for i in 0..cpus {
+                                let w = if lazy > 0 && i % (cpus / lazy) == 0 {
+                                    mm.to_word()
+                                } else {
+                                    0
+                                };
+                                t.word(CpuId::new(i)).store(w, Relaxed);
+                            }
+                        },
+                        |_| t.mm_users_zero(&k, CpuId::new(0), black_box(mm)),
+                        // PerIteration: the setup re-arms the shared words, so
+                        // it must run right before each fixup (adds the
+                        // timer's overhead, tens of ns, to every sample).
+                        criterion::BatchSize::PerIteration,
+                    )
+                });
+            }
+        }
     }
     g.finish();
 }
@@ -168,9 +349,29 @@ fn final_drop(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("refcount", cpus), &cpus, |b, _| {
             b.iter(|| Refcount::new().final_drop(&k, CpuId::new(0), black_box(Mm(1))))
         });
+        match cpus {
+            64 => per_cpu_scans::<64>(&mut g, &k),
+            256 => per_cpu_scans::<256>(&mut g, &k),
+            _ => per_cpu_scans::<1024>(&mut g, &k),
+        }
     }
     g.finish();
 }
 
-criterion_group!(benches, lazy_round_trip, final_drop);
+/// The hazard and loaded_mm final drops read one word per possible CPU.
+fn per_cpu_scans<const N: usize>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    k: &BenchKernel,
+) {
+    let h: Box<HazardLazy<N>> = Box::new(HazardLazy::new());
+    g.bench_with_input(BenchmarkId::new("hazard", N), &N, |b, _| {
+        b.iter(|| h.final_drop(k, CpuId::new(0), black_box(Mm(1))))
+    });
+    let l: Box<LoadedMm<N>> = Box::new(LoadedMm::new());
+    g.bench_with_input(BenchmarkId::new("loaded_mm", N), &N, |b, _| {
+        b.iter(|| l.final_drop(k, CpuId::new(0), black_box(Mm(1))))
+    });
+}
+
+criterion_group!(benches, lazy_round_trip, exit_fixup, final_drop);
 criterion_main!(benches);
