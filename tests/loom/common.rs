@@ -76,6 +76,15 @@ pub fn three_cpus() -> Scenario {
     )
 }
 
+/// `LAZYMM_LOOM_EXTRA`: preemptions added to every model's recorded bound
+/// (`ci/deep.sh` sets it).
+pub fn extra_bound() -> usize {
+    std::env::var("LAZYMM_LOOM_EXTRA")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Explores `scenario` under the scheme `make()` builds, at `bound`
 /// preemptions (or `LOOM_MAX_PREEMPTIONS`), and prints what it explored.
 pub fn check<S>(name: &'static str, bound: usize, make: fn() -> S, scenario: fn() -> Scenario)
@@ -84,7 +93,7 @@ where
 {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(bound);
+        b.preemption_bound = Some(bound + extra_bound());
     }
     // Idle CPUs spin (yielding) while others work: allow long paths.
     b.max_branches = 100_000;
@@ -120,7 +129,7 @@ pub fn check_machine_bug<S>(
 {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(bound);
+        b.preemption_bound = Some(bound + extra_bound());
     }
     // Idle CPUs spin (yielding) while others work: allow long paths.
     b.max_branches = 100_000;
