@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# The mutation matrix: which checker kills which known-bad variant.
+#
+# Runs every loom test named bug_* (plus the tests that pin checker blindness,
+# loom_blind_* and hazard's lazy_without_fences_still_safe) and every shuttle
+# test named bug_*, and, where Miri is installed, the bug-variants probes of
+# tests/miri_smoke.rs under Miri; writes the matrix to target/mutants.md and
+# prints it; each run's full log is kept under target/mutants-logs/.
+#
+# A bug_ test is #[should_panic(expected = ...)]: `ok` means the checker
+# KILLED the variant, `FAILED` means the variant survived (or the oracle's
+# message changed). The script exits non-zero if any loom or shuttle test it
+# ran FAILED (including a blindness pin: the docs then need updating), or if a
+# suite did not run. The Miri column is informational and never fails it.
+#
+#   MUTANTS_MIRI=0            skip the Miri column
+#   MUTANTS_MIRI_SEEDS=a..b   Miri seeds per probe (default 0..32)
+#   MUTANTS_MIRI_TIMEOUT=s    wall-clock limit per probe (default 300)
+#   LAZYMM_SHUTTLE_ITERS      shuttle iterations per scheduler (default 1000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start=$SECONDS
+step() { printf '\n=== %s (t=%ss)\n' "$*" "$((SECONDS - start))"; }
+out=target/mutants.md
+logdir=target/mutants-logs   # every run's full log, kept for inspection
+rm -rf "$logdir"
+mkdir -p "$logdir"
+
+# --- why a survivor survives (hand-maintained, keyed by variant name) -------
+# Shown for every row where some checker does not kill the variant.
+declare -A why=(
+  [drop_before_last_use]=""
+  [transfer_grabs]=""
+  [hotplug_clears_cpumask]=""
+  [rfc_v2_deposit_race]="shuttle: no shuttle test written for TaggedV2 (a rejected design, kept as a loom regression). Miri: a probabilistic kill (about 4 seeds in 32): one CPU's fixup must stall between its check and its deposit while the other leaves the mm, goes lazy on another and runs that mm's exit and fixup, a long stall for Miri's random preemption of real threads; loom finds it exhaustively at bound 4."
+  [enter_store_relaxed]="shuttle: an ordering bug; shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [unlazy_xchg_no_release]="shuttle: an ordering bug; shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [cmpxchg_failure_relaxed]="shuttle: an ordering bug; shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [check_relaxed]="shuttle: an ordering bug; shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [no_drop_on_failed_cmpxchg]="shuttle: needs a preemption inside a two-instruction window (check..cmpxchg) that 1,000 PCT runs of 240-step workloads do not hit (tests/shuttle/tagged.rs); loom kills it."
+  [unlazy_store_if_users]="shuttle: needs a preemption inside a two-instruction window (load..store) that 1,000 PCT runs of 240-step workloads do not hit (tests/shuttle/tagged.rs); loom kills it."
+  [drop_on_successful_cmpxchg]=""
+  [cmpxchg_success_relaxed]="loom: orders RMWs on one location by execution order, so the relaxed-success message-passing bug is invisible to it (src/tagged.rs docs; pinned by loom_blind_cmpxchg_success_relaxed). shuttle: an ordering bug, invisible to SeqCst atomics. Miri: the same limit as loom: its modification order is the execution order and an RMW reads the last store, so the remote drop never precedes the grab it pairs with."
+  [drop_on_leave]=""
+  [forget_on_init_mm]=""
+  [switching_window]=""
+  [no_publish_fence]="shuttle: a store-buffering fence bug; ordering, invisible to shuttle's SeqCst atomics. Killed only in the domain models (loom's, and the Miri probe's): in the lazy-mm use the owner's mm_users drop already orders the publish (see the next row)."
+  [no_scan_fence]="shuttle: a store-buffering fence bug; ordering, invisible to shuttle's SeqCst atomics. Killed only in the domain models (loom's, and the Miri probe's): in the lazy-mm use the owner's mm_users drop already orders the publish (see the next row)."
+  [no_revalidate]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
+  [scan_no_wait]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
+  [lazy_without_fences]="Not a bug in this use, pinned as such: the publish happens before the owner's mm_users drop (a release RMW), so the fences are not what keeps the mm alive (src/hazard.rs docs). Pinned by loom's lazy_without_fences_still_safe; the Miri probe agrees."
+)
+# Protocols in the README's order; others follow in the order seen.
+order=(refcount shootdown tagged cached hazard loaded)
+
+# --- run the suites ----------------------------------------------------------
+failed=0
+declare -A loom shuttle miri seen_proto
+rows=()     # "proto::key" in first-seen order
+other=()    # matched tests that are neither bug_ tests nor pins
+
+add_row() {
+  local key=$1 proto=${1%%::*}
+  if [ -z "${seen_row[$key]:-}" ]; then
+    seen_row[$key]=1
+    rows+=("$key")
+  fi
+  seen_proto[$proto]=1
+}
+declare -A seen_row
+
+# parse TOOL LOG: fills the tool's cells from `test <path> ... ok|FAILED` lines.
+parse() {
+  local tool=$1 log=$2 n=0 path res name proto key cell
+  while read -r path res; do
+    n=$((n + 1))
+    name=${path##*::}
+    proto=${path%::*}
+    proto=${proto##*::}
+    case $name in
+      bug_*)
+        key="$proto::${name#bug_}"
+        if [ "$res" = ok ]; then cell=killed; else cell="NOT KILLED (test FAILED)"; failed=1; fi
+        ;;
+      loom_blind_*)
+        key="$proto::${name#loom_blind_}"
+        if [ "$res" = ok ]; then
+          cell="not killed (blindness pinned by $name)"
+        else
+          cell="$name FAILED (loom now kills it? update the docs)"; failed=1
+        fi
+        ;;
+      lazy_without_fences_still_safe)
+        key="$proto::lazy_without_fences"
+        if [ "$res" = ok ]; then
+          cell="not killed (safe in this use; pinned by $name)"
+        else
+          cell="$name FAILED (update src/hazard.rs docs)"; failed=1
+        fi
+        ;;
+      *)
+        other+=("$tool: $path ... $res")
+        [ "$res" = ok ] || failed=1
+        continue
+        ;;
+    esac
+    add_row "$key"
+    if [ "$tool" = loom ]; then loom[$key]=$cell; else shuttle[$key]=$cell; fi
+  done < <(sed -nE 's/^test ([^ ]+)( - should panic)? \.\.\. (ok|FAILED)$/\1 \3/p' "$log")
+  if [ "$n" -eq 0 ]; then
+    echo "ERROR: the $tool run reported no tests; last lines of its log:"
+    tail -n 40 "$log"
+    failed=1
+  fi
+}
+
+# suite TOOL CMD...: runs a suite, prints its test lines and timing, parses it.
+suite() {
+  local tool=$1; shift
+  local log="$logdir/$tool.log" rc=0 t0=$SECONDS
+  "$@" >"$log" 2>&1 || rc=$?
+  grep -E '^test |^test result' "$log" || true
+  echo "($tool: exit $rc, $((SECONDS - t0)) s)"
+  times+=("$tool: $((SECONDS - t0)) s (exit $rc)")
+  parse "$tool" "$log"
+}
+times=()
+
+step "loom: bug_ variants and blindness pins"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom suite loom \
+  cargo test --release --test loom -- bug_ loom_blind lazy_without_fences --test-threads=1
+
+step "shuttle: bug_ variants (LAZYMM_SHUTTLE_ITERS=${LAZYMM_SHUTTLE_ITERS:-1000})"
+RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle suite shuttle \
+  cargo test --release --test shuttle -- bug_ --test-threads=1
+
+# --- Miri: the probes of tests/miri_smoke.rs ---------------------------------
+# The std build compiles the bug_ switches out; the test-only `bug-variants`
+# feature compiles them in, and tests/miri_smoke.rs's `probe` module runs each
+# variant on the 2-CPU machine with real threads. A probe that trips the
+# oracle (panic) or Miri (data race, UB) kills the variant; one that passes
+# every seed does not.
+miri_col="n/a"
+miri_seeds=${MUTANTS_MIRI_SEEDS:-0..32}
+miri_timeout=${MUTANTS_MIRI_TIMEOUT:-300}
+if [ "${MUTANTS_MIRI:-1}" = 0 ]; then
+  miri_col="n/a (MUTANTS_MIRI=0)"
+elif ! rustup +nightly component list --installed 2>/dev/null | grep -q '^miri'; then
+  miri_col="n/a (miri is not installed; ci/miri.sh installs it)"
+  echo "SKIP Miri column: the nightly miri component is not installed (ci/miri.sh installs it)"
+else
+  step "miri: bug-variants probes (seeds $miri_seeds, ${miri_timeout} s limit each)"
+  t0=$SECONDS
+  export CARGO_TARGET_DIR=target/miri
+  cargo +nightly miri setup >/dev/null 2>&1
+  mflags="-Zmiri-strict-provenance -Zmiri-isolation-error=warn-nobacktrace"
+  if ! cargo +nightly miri test --features bug-variants --test miri_smoke --no-run \
+    >"$logdir/miri-build.log" 2>&1; then
+    tail -n 30 "$logdir/miri-build.log"
+    miri_col="n/a (the bug-variants build failed under Miri; see above)"
+  else
+    mapfile -t probes < <(MIRIFLAGS="$mflags" cargo +nightly miri test --features bug-variants \
+      --test miri_smoke -- --ignored --list 2>/dev/null | sed -nE 's/^(probe::[^:]+::[a-z0-9_]+): test$/\1/p')
+    for p in "${probes[@]}"; do
+      name=${p##*::}
+      proto=${p#probe::}; proto=${proto%%::*}
+      case $name in
+        bug_*) key="$proto::${name#bug_}" ;;
+        lazy_without_fences_still_safe) key="$proto::lazy_without_fences" ;;
+        *) continue ;;
+      esac
+      log="$logdir/miri-$proto-$name.log"; rc=0; t1=$SECONDS
+      timeout "$miri_timeout" env MIRIFLAGS="-Zmiri-many-seeds=$miri_seeds $mflags" \
+        cargo +nightly miri test --features bug-variants --test miri_smoke -- \
+        --ignored --exact "$p" --nocapture >"$log" 2>&1 || rc=$?
+      seed=$(sed -nE 's/^FAILING SEED: ([0-9]+).*/\1/p' "$log" | head -n 1)
+      if [ "$rc" -eq 0 ]; then
+        cell="not killed (seeds $miri_seeds)"
+      elif [ "$rc" -eq 124 ]; then
+        cell="inconclusive (timed out after ${miri_timeout} s)"
+      elif grep -q 'Undefined Behavior: Data race' "$log"; then
+        cell="killed (Miri: data race, seed ${seed:-?})"
+      elif ub=$(grep -m 1 -oE 'Undefined Behavior: .{0,50}' "$log"); then
+        ub=${ub//|/\\|}
+        cell="killed (Miri: ${ub#Undefined Behavior: }, seed ${seed:-?})"
+      elif msg=$(grep -m 1 -A 1 'panicked at' "$log" | tail -n 1); [ -n "$msg" ]; then
+        msg=${msg//|/\\|}
+        cell="killed (panic: ${msg:0:90}, seed ${seed:-?})"
+      elif grep -q 'deadlock' "$log"; then
+        cell="killed (Miri: deadlock, seed ${seed:-?})"
+      else
+        cell="failed (exit $rc; see the log)"
+        tail -n 20 "$log"
+      fi
+      miri[$key]=$cell
+      add_row "$key"
+      printf '%-55s %-60s %3s s\n' "$p" "$cell" "$((SECONDS - t1))"
+    done
+    miri_col=""
+  fi
+  times+=("miri: $((SECONDS - t0)) s")
+  unset CARGO_TARGET_DIR
+fi
+
+# --- the matrix ---------------------------------------------------------------
+protos=("${order[@]}")
+for p in "${!seen_proto[@]}"; do
+  [[ " ${order[*]} " == *" $p "* ]] || protos+=("$p")
+done
+
+{
+  echo "# Mutation matrix"
+  echo
+  echo "Generated by \`ci/mutants.sh\`. killed: the checker fails the variant;"
+  echo "not killed: it survives; no test: no test of that checker exists."
+  echo "loom: \`--test loom -- bug_ loom_blind lazy_without_fences\`; shuttle:"
+  echo "\`--test shuttle -- bug_\` (LAZYMM_SHUTTLE_ITERS=${LAZYMM_SHUTTLE_ITERS:-1000});"
+  if [ -z "$miri_col" ]; then
+    echo "Miri: the \`probe\` tests of \`tests/miri_smoke.rs\` (std build with the"
+    echo "\`bug-variants\` feature, real threads, 2 CPUs), seeds $miri_seeds."
+  fi
+  echo
+  echo "| protocol | variant | loom | shuttle | Miri | why a survivor survives |"
+  echo "|---|---|---|---|---|---|"
+  for proto in "${protos[@]}"; do
+    for key in "${rows[@]}"; do
+      [ "${key%%::*}" = "$proto" ] || continue
+      v=${key#*::}
+      l=${loom[$key]:-no test}
+      s=${shuttle[$key]:-no test}
+      m=${miri_col:-${miri[$key]:-no probe}}
+      # A survivor: some checker that ran does not kill it (or has no test).
+      w="" survivor=0
+      for c in "$l" "$s" "$m"; do
+        [[ $c == killed* || $c == n/a* ]] || survivor=1
+      done
+      if [ "$survivor" = 1 ]; then
+        w=${why[$v]:-"(no entry in ci/mutants.sh's why table)"}
+      fi
+      name=$v
+      [ "$v" = lazy_without_fences ] && name="no_publish_fence + no_scan_fence, lazy-mm use (HazardLazy)"
+      echo "| $proto | \`$name\` | $l | $s | $m | $w |"
+    done
+  done
+  if [ "${#other[@]}" -gt 0 ]; then
+    echo
+    echo "Other tests the filters matched:"
+    echo
+    for o in "${other[@]}"; do echo "* \`${o%% ... *}\` ... ${o##* ... }"; done
+  fi
+} >"$out"
+
+step "matrix ($out)"
+cat "$out"
+
+# One summary line per checker: rows it kills, out of the rows it has a test for.
+summary() {
+  local tool=$1 k=0 t=0 key c; shift
+  local -n cells=$1
+  for key in "${rows[@]}"; do
+    c=${cells[$key]:-}
+    [ -n "$c" ] || continue
+    t=$((t + 1))
+    [[ $c == killed* ]] && k=$((k + 1))
+  done
+  echo "$tool: kills $k of the $t rows it has a test for (${#rows[@]} rows)"
+}
+echo
+summary loom loom
+summary shuttle shuttle
+if [ -z "$miri_col" ]; then summary Miri miri; else echo "Miri: $miri_col"; fi
+
+step "done (total $((SECONDS - start)) s)"
+printf '%s\n' "${times[@]}"
+if [ "$failed" -ne 0 ]; then
+  echo "FAILED: see above: a loom or shuttle test FAILED (a variant survived, its message changed, or a pin broke), or a suite did not run"
+fi
+exit "$failed"
