@@ -118,7 +118,7 @@
 //! of mm1: freed on cpu0 while cpu0 still has it loaded"). The first
 //! placement's single `cmpxchg(mm → mm|1)` makes "still lazy on this mm" and
 //! "take the reference" one atomic step, which is what v2 lost. The v2 code
-//! is kept, faithful to the RFC, as [`TaggedV2`] in checker builds only.
+//! is kept, faithful to the RFC, as `TaggedV2` in checker builds only.
 //!
 //! # Known-bad variants
 //!
@@ -131,7 +131,7 @@ use crate::cpu::{CpuId, PerCpu};
 use crate::scheme::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering, Ordering::*};
 
-/// The known-bad variants of [`Tagged`] and [`TaggedV2`].
+/// The known-bad variants of [`Tagged`] and `TaggedV2`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// The enter-lazy store is relaxed (use-after-free: a fixup that reads a

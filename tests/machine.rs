@@ -244,7 +244,7 @@ fn scenario() -> impl Strategy<Value = (Scenario, Vec<usize>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 300 }))]
 
     #[test]
     fn refcount_matches_reference((s, picks) in scenario()) {
