@@ -12,7 +12,7 @@
 #   MIRI_SEEDS             seeds to loop over (default "0 1 2 3")
 #   MIRI_SMOKE_SEEDS       extra seeds for miri_smoke only, as a Miri range
 #                          a..b (default 4..32; empty to skip)
-#   MIRI_MACHINE_PROPTESTS=1  also run tests/machine.rs's proptests (seed 0
+#   MIRI_MACHINE_PROPTESTS=1  also run tests/machine.rs's proptests again (seed 0
 #                          only; ~6 min *each* under Miri, see below)
 #
 # Needs the nightly toolchain's miri component; installs it if it can, and
@@ -49,20 +49,10 @@ export PROPTEST_CASES=${PROPTEST_CASES:-4}
 seeds=${MIRI_SEEDS:-0 1 2 3}
 smoke_seeds=${MIRI_SMOKE_SEEDS-4..32}
 
-# Excluded from every run, each with its reason (printed).
-#
-# The *_matches_reference proptests of tests/machine.rs (six: one per
-# scheme): they fix ProptestConfig::with_cases(300), so PROPTEST_CASES cannot
-# lower them, and 300 cases took ~330 s for one test under Miri (~30 min for
-# the six, per seed) on the 2-core development machine. They drive the same
-# machine code sequentially that miri_smoke runs with real threads.
-# MIRI_MACHINE_PROPTESTS=1 runs them once (seed 0).
-machine_skip=(--skip _matches_reference)
-n=$(grep -c '_matches_reference(' tests/machine.rs || true)
-echo "excluded: tests/machine.rs's $n *_matches_reference proptests: ProptestConfig::with_cases(300)" \
-  "overrides PROPTEST_CASES, and 300 cases take ~330 s per test under Miri; the other machine tests run"
-echo "          (to include them: set their cases from PROPTEST_CASES, e.g. ProptestConfig::default() with" \
-  "cases: if cfg!(miri) { 4 } else { 300 }, or MIRI_MACHINE_PROPTESTS=1 here)"
+# tests/machine.rs's *_matches_reference proptests run 4 cases each under
+# Miri (cfg!(miri) in their ProptestConfig; 300 natively, ~330 s per test
+# under Miri). MIRI_MACHINE_PROPTESTS=1 adds a run with PROPTEST_CASES cases.
+machine_skip=()
 
 # Miri flags common to every run. Isolation stays on; proptest's failure
 # persistence calls getcwd(), which isolation refuses: make that an error
@@ -114,7 +104,7 @@ cargo +nightly miri test --lib --test machine --test miri_smoke --no-run 2>&1 | 
 for seed in $seeds; do
   flags="-Zmiri-seed=$seed $common"
   run "lib unit tests, seed $seed" "$flags" --lib
-  run "machine (non-proptest tests), seed $seed" "$flags" --test machine -- "${machine_skip[@]}"
+  run "machine (incl. 4-case proptests), seed $seed" "$flags" --test machine -- "${machine_skip[@]}"
   run "miri_smoke (6 schemes x 5 scenarios, 2 CPUs, real threads; hazard domain), seed $seed" "$flags" --test miri_smoke
 done
 
@@ -124,7 +114,7 @@ if [ -n "$smoke_seeds" ]; then
 fi
 
 if [ "${MIRI_MACHINE_PROPTESTS:-0}" = 1 ]; then
-  run "machine proptests (300 cases each), seed 0" "-Zmiri-seed=0 $common" \
+  run "machine proptests (PROPTEST_CASES=$PROPTEST_CASES), seed 0" "-Zmiri-seed=0 $common" \
     --test machine -- _matches_reference
 fi
 
