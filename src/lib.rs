@@ -10,7 +10,7 @@
 //! ## Layers
 //!
 //! * [`sync`] — the atomics layer: loom under `--cfg loom`, shuttle under
-//!   `--cfg lazymm_shuttle`, `core::sync::atomic` otherwise.
+//!   `--cfg lazymm_shuttle`, core's atomics otherwise.
 //! * [`cpu`] — [`CpuId`](cpu::CpuId), [`CpuSet`](cpu::CpuSet),
 //!   [`AtomicCpuSet`](cpu::AtomicCpuSet), [`PerCpu`](cpu::PerCpu).
 //! * [`scheme`] — the hooks a scheduler calls ([`LazyMm`](scheme::LazyMm)) and

@@ -5,54 +5,14 @@ use lazymm::cached::{Bug, Cached};
 
 type C = Cached<3>;
 
-fn ok() -> C {
-    C::new()
-}
-
-#[test]
-fn round_trip_vs_exit_passes() {
-    check(
-        "cached/round_trip_vs_exit",
-        DEFAULT_BOUND,
-        ok,
-        round_trip_vs_exit,
-    );
-}
-
-#[test]
-fn exit_lazy_vs_final_drop_passes() {
-    check(
-        "cached/exit_lazy_vs_final_drop",
-        DEFAULT_BOUND,
-        ok,
-        exit_lazy_vs_final_drop,
-    );
-}
-
-#[test]
-fn kthread_transfer_passes() {
-    check(
-        "cached/kthread_transfer",
-        DEFAULT_BOUND,
-        ok,
-        kthread_transfer,
-    );
-}
-
-#[test]
-fn down_while_lazy_passes() {
-    check("cached/down_while_lazy", DEFAULT_BOUND, ok, down_while_lazy);
-}
-
-#[test]
-fn crossing_drops_passes() {
-    check("cached/crossing_drops", DEFAULT_BOUND, ok, crossing_drops);
-}
-
-#[test]
-fn three_cpus_passes() {
-    check("cached/three_cpus", THREE_CPU_BOUND, ok, three_cpus);
-}
+shared_scenarios!(
+    passes,
+    "cached",
+    DEFAULT_BOUND,
+    lazymm::cached::Cached::<3>::new,
+    THREE_CPU_BOUND,
+    lazymm::cached::Cached::<3>::new
+);
 
 #[test]
 #[should_panic(expected = "use-after-free of mm0")]

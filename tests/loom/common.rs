@@ -140,3 +140,68 @@ pub fn check_machine_bug<S>(
     });
     eprintln!("loom {name}: {:.2?}", start.elapsed());
 }
+
+/// The six shared scenarios as tests of one scheme: a module `$module`
+/// whose tests run `$make2` on the 2-CPU scenarios at `$bound2` and `$make3`
+/// on the 3-CPU one at `$bound3`, named "`$label`/<scenario>" in the output.
+macro_rules! shared_scenarios {
+    ($module:ident, $label:expr, $bound2:expr, $make2:expr, $bound3:expr, $make3:expr) => {
+        mod $module {
+            use crate::common::*;
+            #[test]
+            fn round_trip_vs_exit() {
+                check(
+                    concat!($label, "/round_trip_vs_exit"),
+                    $bound2,
+                    $make2,
+                    crate::common::round_trip_vs_exit,
+                );
+            }
+            #[test]
+            fn exit_lazy_vs_final_drop() {
+                check(
+                    concat!($label, "/exit_lazy_vs_final_drop"),
+                    $bound2,
+                    $make2,
+                    crate::common::exit_lazy_vs_final_drop,
+                );
+            }
+            #[test]
+            fn kthread_transfer() {
+                check(
+                    concat!($label, "/kthread_transfer"),
+                    $bound2,
+                    $make2,
+                    crate::common::kthread_transfer,
+                );
+            }
+            #[test]
+            fn down_while_lazy() {
+                check(
+                    concat!($label, "/down_while_lazy"),
+                    $bound2,
+                    $make2,
+                    crate::common::down_while_lazy,
+                );
+            }
+            #[test]
+            fn crossing_drops() {
+                check(
+                    concat!($label, "/crossing_drops"),
+                    $bound2,
+                    $make2,
+                    crate::common::crossing_drops,
+                );
+            }
+            #[test]
+            fn three_cpus() {
+                check(
+                    concat!($label, "/three_cpus"),
+                    $bound3,
+                    $make3,
+                    crate::common::three_cpus,
+                );
+            }
+        }
+    };
+}

@@ -111,57 +111,16 @@ fn scan_in_atomic_context_needs_on_match() {
     });
 }
 
-type H = HazardLazy<3>;
-
-/// Two-CPU models use a two-slot scheme: every slot the final drop reads is
-/// a loom atomic, and an unused third one only multiplies executions.
-fn ok() -> HazardLazy<2> {
-    HazardLazy::new()
-}
-
-fn ok3() -> H {
-    H::new()
-}
-
-#[test]
-fn lazy_round_trip_vs_exit_passes() {
-    check(
-        "hazard/round_trip_vs_exit",
-        HEAVY_BOUND,
-        ok,
-        round_trip_vs_exit,
-    );
-}
-
-#[test]
-fn lazy_exit_lazy_vs_final_drop_passes() {
-    check(
-        "hazard/exit_lazy_vs_final_drop",
-        HEAVY_BOUND,
-        ok,
-        exit_lazy_vs_final_drop,
-    );
-}
-
-#[test]
-fn lazy_kthread_transfer_passes() {
-    check("hazard/kthread_transfer", HEAVY_BOUND, ok, kthread_transfer);
-}
-
-#[test]
-fn lazy_down_while_lazy_passes() {
-    check("hazard/down_while_lazy", HEAVY_BOUND, ok, down_while_lazy);
-}
-
-#[test]
-fn lazy_crossing_drops_passes() {
-    check("hazard/crossing_drops", HEAVY_BOUND, ok, crossing_drops);
-}
-
-#[test]
-fn lazy_three_cpus_passes() {
-    check("hazard/three_cpus", HEAVY_THREE_CPU_BOUND, ok3, three_cpus);
-}
+// Two-CPU models use a two-slot scheme: every slot the final drop reads is
+// a loom atomic, and an unused third one only multiplies executions.
+shared_scenarios!(
+    lazy_passes,
+    "hazard",
+    HEAVY_BOUND,
+    lazymm::hazard::HazardLazy::<2>::new,
+    HEAVY_THREE_CPU_BOUND,
+    lazymm::hazard::HazardLazy::<3>::new
+);
 
 /// In the lazy-mm use the publish happens before the owner's `mm_users`
 /// drop, so the fences are not what keeps the mm alive (module docs): the

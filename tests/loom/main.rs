@@ -5,8 +5,9 @@
 //! (`ci/deep.sh` raises it). Each model prints its executions and time.
 #![cfg(loom)]
 
-mod cached;
+#[macro_use]
 mod common;
+mod cached;
 mod hazard;
 mod litmus;
 mod loaded;

@@ -3,49 +3,14 @@
 use crate::common::*;
 use lazymm::refcount::{Bug, Refcount};
 
-fn ok() -> Refcount {
-    Refcount::new()
-}
-
-#[test]
-fn round_trip_vs_exit_passes() {
-    check(
-        "refcount/round_trip_vs_exit",
-        DEFAULT_BOUND,
-        ok,
-        round_trip_vs_exit,
-    );
-}
-
-#[test]
-fn exit_lazy_vs_final_drop_passes() {
-    check(
-        "refcount/exit_lazy_vs_final_drop",
-        DEFAULT_BOUND,
-        ok,
-        exit_lazy_vs_final_drop,
-    );
-}
-
-#[test]
-fn kthread_transfer_passes() {
-    check(
-        "refcount/kthread_transfer",
-        DEFAULT_BOUND,
-        ok,
-        kthread_transfer,
-    );
-}
-
-#[test]
-fn crossing_drops_passes() {
-    check("refcount/crossing_drops", DEFAULT_BOUND, ok, crossing_drops);
-}
-
-#[test]
-fn three_cpus_passes() {
-    check("refcount/three_cpus", THREE_CPU_BOUND, ok, three_cpus);
-}
+shared_scenarios!(
+    passes,
+    "refcount",
+    DEFAULT_BOUND,
+    lazymm::refcount::Refcount::new,
+    THREE_CPU_BOUND,
+    lazymm::refcount::Refcount::new
+);
 
 #[test]
 #[should_panic(expected = "use-after-free of mm0")]

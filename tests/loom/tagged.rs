@@ -17,26 +17,40 @@ const BATCH: Options = Options {
     batch_grab: true,
 };
 
-macro_rules! passes {
-    ($($name:ident: $make:expr;)*) => {$(
-        mod $name {
-            use super::*;
-            fn make() -> T { $make }
-            #[test] fn round_trip_vs_exit() { check(concat!("tagged/", stringify!($name), "/round_trip_vs_exit"), DEFAULT_BOUND, make, crate::common::round_trip_vs_exit); }
-            #[test] fn exit_lazy_vs_final_drop() { check(concat!("tagged/", stringify!($name), "/exit_lazy_vs_final_drop"), DEFAULT_BOUND, make, crate::common::exit_lazy_vs_final_drop); }
-            #[test] fn kthread_transfer() { check(concat!("tagged/", stringify!($name), "/kthread_transfer"), DEFAULT_BOUND, make, crate::common::kthread_transfer); }
-            #[test] fn down_while_lazy() { check(concat!("tagged/", stringify!($name), "/down_while_lazy"), DEFAULT_BOUND, make, crate::common::down_while_lazy); }
-            #[test] fn crossing_drops() { check(concat!("tagged/", stringify!($name), "/crossing_drops"), DEFAULT_BOUND, make, crate::common::crossing_drops); }
-            #[test] fn three_cpus() { check(concat!("tagged/", stringify!($name), "/three_cpus"), THREE_CPU_BOUND, make, crate::common::three_cpus); }
-        }
-    )*};
+fn mockup() -> T {
+    T::new()
+}
+fn no_check() -> T {
+    T::with_options(NO_CHECK)
+}
+fn batch() -> T {
+    T::with_options(BATCH)
 }
 
-passes! {
-    mockup: T::new();
-    no_check: T::with_options(NO_CHECK);
-    batch: T::with_options(BATCH);
-}
+shared_scenarios!(
+    mockup_passes,
+    "tagged/mockup",
+    DEFAULT_BOUND,
+    super::mockup,
+    THREE_CPU_BOUND,
+    super::mockup
+);
+shared_scenarios!(
+    no_check_passes,
+    "tagged/no_check",
+    DEFAULT_BOUND,
+    super::no_check,
+    THREE_CPU_BOUND,
+    super::no_check
+);
+shared_scenarios!(
+    batch_passes,
+    "tagged/batch",
+    DEFAULT_BOUND,
+    super::batch,
+    THREE_CPU_BOUND,
+    super::batch
+);
 
 /// The RFC v2 placement is rejected: a delayed fixup displaces the
 /// reference that protects the CPU's next lazy mm and drops it.
