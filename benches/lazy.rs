@@ -133,31 +133,21 @@ impl LazyMm<BenchKernel> for Floor {
     fn leave_lazy(&self, _k: &BenchKernel, _cpu: CpuId, _mm: Mm, _next: Option<Mm>) {}
 }
 
-fn scaled<S: LazyMm<BenchKernel> + Send + Sync + 'static>(
+/// Runs `threads` threads; each builds its work with `setup(thread)` (not
+/// timed), then all start together; returns the time until the last ends.
+fn timed<W: FnOnce()>(
     threads: usize,
-    iters: u64,
-    s: Arc<S>,
-    other_mm: bool,
+    setup: impl Fn(usize) -> W + Send + Sync + 'static,
 ) -> Duration {
-    let k = Arc::new(BenchKernel::new(threads));
-    let loaded: Arc<Loaded> = Arc::new(PerCpu::default());
+    let setup = Arc::new(setup);
     let barrier = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let (k, loaded, barrier, s) = (k.clone(), loaded.clone(), barrier.clone(), s.clone());
+            let (setup, barrier) = (setup.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let cpu = CpuId::new(t);
+                let work = setup(t);
                 barrier.wait();
-                if other_mm {
-                    // Each call is two round trips; count them as two iterations.
-                    for _ in 0..iters.div_ceil(2) {
-                        round_trip_other(&*s, &k, &loaded, cpu, black_box(Mm(1)), black_box(Mm(2)));
-                    }
-                } else {
-                    for _ in 0..iters * TRIPS_PER_ITER {
-                        round_trip(&*s, &k, &loaded, cpu, black_box(Mm(1)));
-                    }
-                }
+                work();
                 barrier.wait();
             })
         })
@@ -170,6 +160,32 @@ fn scaled<S: LazyMm<BenchKernel> + Send + Sync + 'static>(
         h.join().unwrap();
     }
     t
+}
+
+fn scaled<S: LazyMm<BenchKernel> + Send + Sync + 'static>(
+    threads: usize,
+    iters: u64,
+    s: Arc<S>,
+    other_mm: bool,
+) -> Duration {
+    let k = Arc::new(BenchKernel::new(threads));
+    let loaded: Arc<Loaded> = Arc::new(PerCpu::default());
+    timed(threads, move |t| {
+        let (k, loaded, s) = (k.clone(), loaded.clone(), s.clone());
+        move || {
+            let cpu = CpuId::new(t);
+            if other_mm {
+                // Each call is two round trips; count them as two iterations.
+                for _ in 0..iters.div_ceil(2) {
+                    round_trip_other(&*s, &k, &loaded, cpu, black_box(Mm(1)), black_box(Mm(2)));
+                }
+            } else {
+                for _ in 0..iters * TRIPS_PER_ITER {
+                    round_trip(&*s, &k, &loaded, cpu, black_box(Mm(1)));
+                }
+            }
+        }
+    })
 }
 
 /// The peers a user would pick instead, one "lazy round trip" each: what
@@ -187,35 +203,22 @@ enum Peer {
 fn peer_scaled(threads: usize, iters: u64, peer: Peer) -> Duration {
     let shared = Arc::new(7usize);
     let hp_src = Arc::new(haphazard::AtomicPtr::from(Box::new(7usize)));
-    let barrier = Arc::new(Barrier::new(threads + 1));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (shared, hp_src, barrier) = (shared.clone(), hp_src.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let mut hp = haphazard::HazardPointer::new();
-                barrier.wait();
-                for _ in 0..iters {
-                    match peer {
-                        Peer::Epoch => drop(black_box(crossbeam_epoch::pin())),
-                        Peer::Haphazard => {
-                            black_box(hp_src.safe_load(&mut hp));
-                            hp.reset_protection();
-                        }
-                        Peer::Arc => drop(black_box(Arc::clone(&shared))),
+    timed(threads, move |_| {
+        let (shared, hp_src) = (shared.clone(), hp_src.clone());
+        let mut hp = haphazard::HazardPointer::new();
+        move || {
+            for _ in 0..iters {
+                match peer {
+                    Peer::Epoch => drop(black_box(crossbeam_epoch::pin())),
+                    Peer::Haphazard => {
+                        black_box(hp_src.safe_load(&mut hp));
+                        hp.reset_protection();
                     }
+                    Peer::Arc => drop(black_box(Arc::clone(&shared))),
                 }
-                barrier.wait();
-            })
-        })
-        .collect();
-    barrier.wait();
-    let start = Instant::now();
-    barrier.wait();
-    let t = start.elapsed();
-    for h in handles {
-        h.join().unwrap();
-    }
-    t
+            }
+        }
+    })
 }
 
 fn thread_counts() -> Vec<usize> {

@@ -348,11 +348,10 @@ impl<K: Kernel, const N: usize> LazyMm<K> for HazardLazy<N> {
             one.insert(c);
             k.shoot_lazies(cpu, &one, mm);
         };
-        let nr = N.min(CpuSet::<{ crate::cpu::CPUSET_WORDS }>::CAPACITY);
         self.domain
             .scan(
                 ScanContext::Preemptible,
-                nr,
+                N,
                 mm.to_word(),
                 Some(&mut shoot),
                 || k.serve_ipis(cpu),
