@@ -58,11 +58,13 @@ pub mod cached;
 pub mod cpu;
 pub mod hazard;
 pub mod loaded;
+pub mod rcu;
 pub mod refcount;
 pub mod scheme;
 pub mod shootdown;
 pub mod sync;
 pub mod tagged;
+pub mod walk;
 
 #[cfg(feature = "model")]
 pub mod model;

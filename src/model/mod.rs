@@ -65,6 +65,7 @@
 //! one pending bit per sender.
 
 mod scenario;
+pub mod walk;
 
 pub use scenario::{Op, Scenario, SplitMix};
 
@@ -804,7 +805,12 @@ impl<S: Send + Sync + 'static> Machine<S> {
 
 /// Runs an access to an mm's body; if loom reports it as a data race with the
 /// free ("Causality violation"), re-raises it as the oracle's use-after-free.
-fn race_is_uaf<R>(mm: MmId, cpu: CpuId, what: &str, access: impl FnOnce() -> R) -> R {
+fn race_is_uaf<R>(
+    mm: impl core::fmt::Display,
+    cpu: CpuId,
+    what: &str,
+    access: impl FnOnce() -> R,
+) -> R {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(access)) {
         Ok(r) => r,
         Err(payload) => {

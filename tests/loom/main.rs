@@ -14,3 +14,4 @@ mod loaded;
 mod refcount;
 mod shootdown;
 mod tagged;
+mod walk;

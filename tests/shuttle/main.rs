@@ -17,3 +17,4 @@ mod refcount;
 mod replay;
 mod shootdown;
 mod tagged;
+mod walk;

@@ -1,0 +1,228 @@
+//! Lockless page-table walkers and their sync (`lazymm::walk`) on the walker
+//! machine (`lazymm::model::walk`): every sync kind passes NO-PT-UAF, every
+//! `bug_` variant is rejected with the oracle's message.
+
+use crate::common::extra_bound;
+use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
+use lazymm::rcu::{self, Rcu};
+use lazymm::sync::thread::Arc;
+use lazymm::walk::{BeginOrder, Bug, FlushDelivery, WalkTracker};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use WalkOp::{Collapse, Walk};
+
+/// Bound of the two-CPU walker models.
+const WALK_BOUND: usize = 4;
+/// Bound of the RCU models (each walk also reports a quiescent state and
+/// drives the grace-period machinery).
+const RCU_BOUND: usize = 3;
+/// Bound of the three-CPU models (two walkers).
+const WALK_THREE_CPU_BOUND: usize = 2;
+
+/// Slots of the walker machines (the scenarios use at most 3 CPUs).
+const N: usize = 3;
+
+fn check(name: &str, bound: usize, make: impl Fn() -> WalkMachine<N> + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(bound + extra_bound());
+    }
+    b.max_branches = 100_000;
+    let bound = b.preemption_bound;
+    let execs = std::sync::Arc::new(AtomicUsize::new(0));
+    let e = execs.clone();
+    let start = Instant::now();
+    b.check(move || {
+        e.fetch_add(1, Ordering::Relaxed);
+        let m = Arc::new(make());
+        WalkMachine::run(&m);
+    });
+    eprintln!(
+        "loom walk/{name}: bound {:?}, {} executions, {:.2?}",
+        bound,
+        execs.load(Ordering::Relaxed),
+        start.elapsed()
+    );
+}
+
+/// cpu0 walks once while cpu1 collapses (unlink, flush, sync, free).
+fn walk_vs_collapse() -> WalkScenario {
+    WalkScenario::new(vec![vec![Walk], vec![Collapse]])
+}
+
+/// Two walkers, one collapser.
+fn two_walkers() -> WalkScenario {
+    WalkScenario::new(vec![vec![Walk], vec![Walk], vec![Collapse]])
+}
+
+/// cpu0 walks three times (its quiescent states start grace periods that
+/// may be running at the collapse) while cpu1 collapses.
+fn walks_vs_collapse() -> WalkScenario {
+    WalkScenario::new(vec![vec![Walk, Walk, Walk], vec![Collapse]])
+}
+
+fn machine(sync: SyncKind, flush: FlushDelivery, scenario: WalkScenario) -> WalkMachine<N> {
+    WalkMachine::with(scenario, sync, flush)
+}
+
+fn buggy_tracker(order: BeginOrder, bug: Bug, flush: FlushDelivery) -> WalkMachine<N> {
+    WalkMachine::new(
+        walk_vs_collapse(),
+        SyncKind::Targeted(order),
+        flush,
+        WalkTracker::with_bug(order, bug),
+        Rcu::new(),
+    )
+}
+
+use FlushDelivery::{IpiToAll, NoIpi};
+
+#[test]
+fn targeted_store_mb() {
+    check("targeted_store_mb", WALK_BOUND, || {
+        machine(
+            SyncKind::Targeted(BeginOrder::StoreMb),
+            NoIpi,
+            walk_vs_collapse(),
+        )
+    });
+}
+
+#[test]
+fn targeted_xchg() {
+    check("targeted_xchg", WALK_BOUND, || {
+        machine(
+            SyncKind::Targeted(BeginOrder::Xchg),
+            NoIpi,
+            walk_vs_collapse(),
+        )
+    });
+}
+
+#[test]
+fn targeted_two_walkers() {
+    check("targeted_two_walkers", WALK_THREE_CPU_BOUND, || {
+        machine(
+            SyncKind::Targeted(BeginOrder::StoreMb),
+            NoIpi,
+            two_walkers(),
+        )
+    });
+}
+
+#[test]
+fn broadcast() {
+    check("broadcast", WALK_BOUND, || {
+        machine(SyncKind::Broadcast, NoIpi, walk_vs_collapse())
+    });
+}
+
+#[test]
+fn rcu_deferred() {
+    check("rcu_deferred", RCU_BOUND, || {
+        machine(SyncKind::Rcu, NoIpi, walk_vs_collapse())
+    });
+}
+
+#[test]
+fn rcu_grace_periods_in_flight() {
+    check("rcu_grace_periods_in_flight", RCU_BOUND, || {
+        machine(SyncKind::Rcu, NoIpi, walks_vs_collapse())
+    });
+}
+
+#[test]
+fn skip_sync_after_ipi_flush() {
+    check("skip_sync_after_ipi_flush", WALK_BOUND, || {
+        machine(
+            SyncKind::SkipIfFlushIpid(BeginOrder::StoreMb),
+            IpiToAll,
+            walk_vs_collapse(),
+        )
+    });
+}
+
+#[test]
+fn skip_sync_keeps_sync_without_ipi() {
+    check("skip_sync_keeps_sync_without_ipi", WALK_BOUND, || {
+        machine(
+            SyncKind::SkipIfFlushIpid(BeginOrder::StoreMb),
+            NoIpi,
+            walk_vs_collapse(),
+        )
+    });
+}
+
+/// Negative control: the IPI flush alone syncs, even with v4's `smp_rmb()`.
+#[test]
+fn sync_rmb_hidden_by_ipi_flush() {
+    check("sync_rmb_hidden_by_ipi_flush", WALK_BOUND, || {
+        buggy_tracker(BeginOrder::StoreMb, Bug::SyncRmb, IpiToAll)
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_sync_rmb() {
+    check("bug_sync_rmb", WALK_BOUND, || {
+        buggy_tracker(BeginOrder::StoreMb, Bug::SyncRmb, NoIpi)
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_no_walker_fence() {
+    check("bug_no_walker_fence", WALK_BOUND, || {
+        buggy_tracker(BeginOrder::StoreMb, Bug::NoWalkerFence, NoIpi)
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_no_walker_fence_xchg() {
+    check("bug_no_walker_fence_xchg", WALK_BOUND, || {
+        buggy_tracker(BeginOrder::Xchg, Bug::NoWalkerFence, NoIpi)
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_skip_sync_without_ipi() {
+    check("bug_skip_sync_without_ipi", WALK_BOUND, || {
+        WalkMachine::new(
+            walk_vs_collapse(),
+            SyncKind::SkipIfFlushIpid(BeginOrder::StoreMb),
+            NoIpi,
+            WalkTracker::with_bug(BeginOrder::StoreMb, Bug::SkipSyncWithoutIpi),
+            Rcu::new(),
+        )
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_rcu_gp_one_short() {
+    check("bug_rcu_gp_one_short", RCU_BOUND, || {
+        WalkMachine::new(
+            walks_vs_collapse(),
+            SyncKind::Rcu,
+            NoIpi,
+            WalkTracker::new(BeginOrder::StoreMb),
+            Rcu::with_bug(rcu::Bug::GpOneShort),
+        )
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_rcu_no_wait() {
+    check("bug_rcu_no_wait", RCU_BOUND, || {
+        WalkMachine::new(
+            walk_vs_collapse(),
+            SyncKind::Rcu,
+            NoIpi,
+            WalkTracker::new(BeginOrder::StoreMb),
+            Rcu::with_bug(rcu::Bug::NoWait),
+        )
+    });
+}

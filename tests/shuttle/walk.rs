@@ -1,0 +1,113 @@
+//! Lockless walkers and collapses (`lazymm::walk`, `lazymm::model::walk`)
+//! under shuttle at 8 CPUs: seven walkers, one CPU collapsing again and
+//! again, for every sync kind; and the known-bad variants, which PCT finds.
+
+use crate::common::iterations;
+use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
+use lazymm::rcu::{self, Rcu};
+use lazymm::sync::thread::Arc;
+use lazymm::walk::{BeginOrder, Bug, FlushDelivery, WalkTracker};
+use shuttle::scheduler::{PctScheduler, RandomScheduler};
+use shuttle::{Config, Runner};
+
+const CPUS: usize = 8;
+const WALKS: usize = 12;
+const COLLAPSES: usize = 6;
+
+fn scenario() -> WalkScenario {
+    let mut scripts = vec![vec![WalkOp::Collapse; COLLAPSES]];
+    scripts.extend((1..CPUS).map(|_| vec![WalkOp::Walk; WALKS]));
+    WalkScenario::new(scripts)
+}
+
+fn run(name: &str, make: fn() -> WalkMachine<CPUS>) {
+    let body = move || {
+        let m = Arc::new(make());
+        WalkMachine::run(&m);
+        let s = m.stats();
+        assert_eq!(s.walks, (CPUS - 1) * WALKS);
+        assert_eq!(s.collapses, COLLAPSES);
+    };
+    let n = iterations();
+    for (sched, seed) in [("pct2", 2u64), ("pct3", 3), ("random", 0x5eed)] {
+        let start = std::time::Instant::now();
+        let cfg = Config::default();
+        match sched {
+            "random" => Runner::new(RandomScheduler::new_from_seed(seed, n), cfg).run(body),
+            _ => Runner::new(PctScheduler::new_from_seed(seed, seed as usize, n), cfg).run(body),
+        };
+        eprintln!(
+            "shuttle walk/{name}: {sched}, {n} iterations, {:.2?}",
+            start.elapsed()
+        );
+    }
+}
+
+fn bug(make: fn() -> WalkMachine<CPUS>) {
+    let body = move || {
+        let m = Arc::new(make());
+        WalkMachine::run(&m);
+    };
+    Runner::new(
+        PctScheduler::new_from_seed(0xbad, 3, iterations()),
+        Config::default(),
+    )
+    .run(body);
+}
+
+use FlushDelivery::{IpiToAll, NoIpi};
+
+#[test]
+fn targeted_8_cpus() {
+    run("targeted", || {
+        WalkMachine::with(scenario(), SyncKind::Targeted(BeginOrder::StoreMb), NoIpi)
+    });
+    run("targeted_xchg", || {
+        WalkMachine::with(scenario(), SyncKind::Targeted(BeginOrder::Xchg), NoIpi)
+    });
+}
+
+#[test]
+fn baselines_8_cpus() {
+    run("broadcast", || {
+        WalkMachine::with(scenario(), SyncKind::Broadcast, NoIpi)
+    });
+    run("rcu", || {
+        WalkMachine::with(scenario(), SyncKind::Rcu, NoIpi)
+    });
+    run("skip_after_ipi_flush", || {
+        WalkMachine::with(
+            scenario(),
+            SyncKind::SkipIfFlushIpid(BeginOrder::StoreMb),
+            IpiToAll,
+        )
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page")]
+fn bug_skip_sync_without_ipi_8_cpus() {
+    bug(|| {
+        WalkMachine::new(
+            scenario(),
+            SyncKind::SkipIfFlushIpid(BeginOrder::StoreMb),
+            NoIpi,
+            WalkTracker::with_bug(BeginOrder::StoreMb, Bug::SkipSyncWithoutIpi),
+            Rcu::new(),
+        )
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page")]
+fn bug_rcu_no_wait_8_cpus() {
+    bug(|| {
+        WalkMachine::new(
+            scenario(),
+            SyncKind::Rcu,
+            NoIpi,
+            WalkTracker::new(BeginOrder::StoreMb),
+            Rcu::with_bug(rcu::Bug::NoWait),
+        )
+    });
+}
