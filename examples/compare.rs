@@ -1,16 +1,22 @@
 //! The main job: every implemented lazy-mm scheme side by side on the
-//! simulated machine, with real atomics and one real thread per core.
+//! simulated machine, with real atomics and one real thread per CPU.
 //!
 //! ```text
-//! cargo run --release --example compare [-- --threads N --round-trips R --processes P]
+//! cargo run --release --example compare [-- --threads N --cpus C --round-trips R
+//!                                           --processes P --mix same=70,other=20,exit=10]
 //! ```
 //!
-//! Two fixed workloads per scheme, each on `N` CPUs (default: the number of
-//! cores):
+//! # Workloads
 //!
-//! * **round trips, same mm**: every CPU runs a thread of one shared process
-//!   and does `R` lazy round trips (user → kernel thread → the same user
-//!   mm), then exits. The context-switch hot path, all CPUs on one mm.
+//! Each scheme runs these workloads on a machine of `N` running CPUs
+//! (`--threads`, default: the number of cores, at most the machine's cap
+//! [`lazymm::model::MAX_CPUS`] = 64), one real thread per CPU:
+//!
+//! * **round trips, same mm**, at every thread count `1..=N` (the thread
+//!   scaling): every CPU runs a thread of one shared process and does `R`
+//!   lazy round trips (user → kernel thread → the same user mm), then exits.
+//!   The context-switch hot path, all CPUs on one mm. The table's "same mm"
+//!   column is the `N`-thread point.
 //! * **round trips, other mm**: every CPU runs threads of two shared
 //!   processes and alternates user A → kernel thread → user B → kernel
 //!   thread → user A, `R` round trips in all.
@@ -18,11 +24,57 @@
 //!   its thread, a kernel thread, the thread again, exits it and runs a
 //!   kernel thread (lazy on the dead process's mm), process after process.
 //!   The final drops race with CPUs still lazy on the mm.
+//! * **mix** (`--mix`): `R` operations per CPU drawn in the given shares
+//!   (exact counts, shuffled with a fixed seed; the same script on every
+//!   CPU, so each process has a thread on every CPU):
+//!   - `same`: a lazy round trip back into the current process's mm;
+//!   - `other`: a kernel thread, then the CPU's thread of the other of two
+//!     live processes (a round trip into another mm);
+//!   - `exit`: the current thread exits, a kernel thread runs lazily on the
+//!     dead mm, then the thread of a fresh process runs in its place.
 //!
-//! Numbers are end-to-end on the simulated machine — the oracle's checks and
-//! the machine's bookkeeping included — so they compare schemes with each
-//! other, not with a kernel. `cargo bench` measures the protocol primitives
-//! alone. Counts (shared-line RMWs, IPIs) come from the machine's counters.
+//! # What is reported
+//!
+//! Times are wall-clock time of the whole run times the number of CPUs,
+//! divided by the operations done: ns per operation per CPU (the CPUs run in
+//! parallel). Numbers are end-to-end on the simulated machine — the oracle's
+//! checks and the machine's bookkeeping included — so they compare schemes
+//! with each other, not with a kernel. `cargo bench` measures the protocol
+//! primitives alone. Counts (shared-line RMWs, IPIs) come from the machine's
+//! counters.
+//!
+//! Memory is computed from the types with `core::mem::size_of`, never typed
+//! in:
+//!
+//! * **B/CPU**: bytes each CPU slot adds to the scheme's state,
+//!   `size_of::<Scheme<2>>() - size_of::<Scheme<1>>()` for the schemes with a
+//!   per-CPU table (a word on its own cache line: the padding is included),
+//!   and `0` for a scheme type without a CPU parameter. The whole scheme
+//!   struct at `C` slots, `size_of::<Scheme<C>>()`, is in the CSV.
+//! * **B/mm**: bytes of the mm fields the scheme's hooks read or write:
+//!   `mm_count` (`size_of::<lazymm::sync::AtomicUsize>()`, for the schemes
+//!   that grab or drop references) and the cpumask (`size_of::<CpuSet<1>>()`
+//!   per word, `C` bits rounded up to words, for the schemes whose exit walks
+//!   it). Every Linux mm has both fields anyway; no scheme adds one.
+//!
+//! # CPU slots (`--cpus`)
+//!
+//! `C` is how many possible CPUs each scheme's per-CPU tables hold (the
+//! kernel's `nr_cpu_ids`); the machine runs `N` of them, the others stay
+//! offline. hazard and loaded_mm read every slot at each final drop, so their
+//! exit cost grows with `C`; tagged and shootdown walk the mm's cpumask,
+//! which holds only CPUs that ran the mm. The schemes take `C` as a const
+//! generic, so `compare` is compiled for the powers of two 1..=1024 and rounds
+//! `C` up to the next one (with a note); 1024 is the capacity of the cpumask
+//! type [`lazymm::cpu::CpuSet`] the kernel interface uses, and larger values
+//! are clamped to it (with a note). Default: 64, the machine's CPU cap.
+//!
+//! # Outputs
+//!
+//! The table and the lifetime crossover on stdout; a CSV
+//! (`$CARGO_TARGET_DIR/lazymm-compare.csv`, default `target/`) with one row
+//! per scheme and thread count; and an SVG chart of the thread scaling
+//! (`$CARGO_TARGET_DIR/lazymm-compare.svg`), drawn with `plotters`.
 
 #[cfg(loom)]
 fn main() {
@@ -37,54 +89,273 @@ fn main() {
 #[cfg(not(loom))]
 mod imp {
     use lazymm::cached::Cached;
+    use lazymm::cpu::{CpuSet, WORD_BITS};
     use lazymm::hazard::HazardLazy;
     use lazymm::loaded::LoadedMm;
-    use lazymm::model::{Machine, MmId, Op, Scenario, Stats, MAX_CPUS};
+    use lazymm::model::{Machine, MmId, Op, Scenario, SplitMix, Stats, MAX_CPUS};
     use lazymm::refcount::Refcount;
     use lazymm::scheme::LazyMm;
     use lazymm::shootdown::Shootdown;
     use lazymm::sync::thread::Arc;
+    use lazymm::sync::AtomicUsize;
     use lazymm::tagged::Tagged;
+    use std::collections::HashMap;
     use std::io::Write;
+    use std::mem::size_of;
+    use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
+    /// Most CPU slots: the capacity of the kernel interface's cpumask type.
+    const MAX_SLOTS: usize = CpuSet::<{ lazymm::cpu::CPUSET_WORDS }>::CAPACITY;
+
+    const DEFAULT_ROUND_TRIPS: usize = 2_000_000;
+    const DEFAULT_PROCESSES: usize = 200_000;
+
+    /// The `--help` text, with the limits and defaults filled in.
+    fn usage() -> String {
+        format!(
+            "\
+usage: compare [--threads N] [--cpus C] [--round-trips R] [--processes P] [--mix SPEC]
+
+  --threads N      running CPUs of the simulated machine, one real thread each
+                   (1..={MAX_CPUS}, the machine's cap; default: the number of cores).
+                   The same-mm round trip is measured at every count 1..=N.
+  --cpus C         CPU slots of each scheme's per-CPU tables (possible CPUs,
+                   N..={MAX_SLOTS}; default {MAX_CPUS}). Rounded up to a power of two
+                   and clamped to {MAX_SLOTS}, with a note. hazard and loaded_mm read
+                   every slot at each final drop.
+  --round-trips R  lazy round trips per CPU in the round-trip workloads, and
+                   operations per CPU in the mix (default {DEFAULT_ROUND_TRIPS})
+  --processes P    processes in the exit workload (default {DEFAULT_PROCESSES})
+  --mix SPEC       shares of the mixed workload, KIND=WEIGHT items separated by
+                   commas, KIND one of same (same-mm round trip), other
+                   (other-mm round trip), exit (process exit); missing kinds
+                   weigh 0 (default {})
+  -h, --help       this text
+  (--flag=value works too)
+
+Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
+(CARGO_TARGET_DIR defaults to target).
+",
+            Mix::DEFAULT.spec()
+        )
+    }
+
+    /// The command line, checked.
     struct Args {
         threads: usize,
+        /// CPU slots the schemes are built with (after rounding and clamping).
+        cpus: usize,
         round_trips: usize,
         processes: usize,
+        mix: Mix,
+        /// Notes about adjusted values, printed with the results.
+        notes: Vec<String>,
+    }
+
+    /// Prints `msg` and the usage to stderr and exits with status 2.
+    fn fail(msg: &str) -> ! {
+        eprintln!("compare: {msg}\n\n{}", usage());
+        std::process::exit(2);
+    }
+
+    fn number(flag: &str, v: Option<String>) -> usize {
+        let v = v.unwrap_or_else(|| fail(&format!("{flag} needs a value")));
+        v.parse()
+            .unwrap_or_else(|_| fail(&format!("{flag}: '{v}' is not a whole number")))
     }
 
     fn args() -> Args {
-        let mut a = Args {
-            threads: std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .min(lazymm::model::MAX_CPUS),
-            round_trips: 2_000_000,
-            processes: 200_000,
-        };
+        let mut threads = None;
+        let mut cpus = None;
+        let mut round_trips = DEFAULT_ROUND_TRIPS;
+        let mut processes = DEFAULT_PROCESSES;
+        let mut mix = Mix::DEFAULT;
         let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut val = |name: &str| -> usize {
-                it.next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or_else(|| panic!("{name} needs a number"))
+        while let Some(arg) = it.next() {
+            // Both `--flag value` and `--flag=value`.
+            let (flag, mut inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg, None),
             };
+            let mut value = || inline.take().or_else(|| it.next());
             match flag.as_str() {
-                "--threads" => a.threads = val("--threads"),
-                "--round-trips" => a.round_trips = val("--round-trips"),
-                "--processes" => a.processes = val("--processes"),
+                "--threads" => threads = Some(number("--threads", value())),
+                "--cpus" => cpus = Some(number("--cpus", value())),
+                "--round-trips" => round_trips = number("--round-trips", value()),
+                "--processes" => processes = number("--processes", value()),
+                "--mix" => {
+                    let v = value().unwrap_or_else(|| fail("--mix needs a value"));
+                    mix = Mix::parse(&v).unwrap_or_else(|e| fail(&format!("--mix: {e}")));
+                }
                 "-h" | "--help" => {
-                    println!("compare [--threads N] [--round-trips R] [--processes P]");
+                    print!("{}", usage());
                     std::process::exit(0);
                 }
-                other => panic!("unknown flag {other} (try --help)"),
+                other => fail(&format!("unknown argument '{other}'")),
+            }
+            if inline.is_some() {
+                fail(&format!("{flag} takes no value"));
             }
         }
-        assert!(
-            (1..=lazymm::model::MAX_CPUS).contains(&a.threads),
-            "--threads must be 1..=64"
-        );
-        a
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(MAX_CPUS)
+        });
+        if !(1..=MAX_CPUS).contains(&threads) {
+            fail(&format!(
+                "--threads must be 1..={MAX_CPUS} (the simulated machine's cap, \
+                 lazymm::model::MAX_CPUS), got {threads}"
+            ));
+        }
+        if round_trips == 0 {
+            fail("--round-trips must be at least 1");
+        }
+        if processes == 0 {
+            fail("--processes must be at least 1");
+        }
+        let mut notes = Vec::new();
+        let asked = cpus.unwrap_or(MAX_CPUS);
+        if asked < threads {
+            fail(&format!(
+                "--cpus {asked} is fewer than the {threads} running CPUs (--threads): \
+                 every running CPU needs a slot"
+            ));
+        }
+        let mut cpus = asked;
+        if cpus > MAX_SLOTS {
+            notes.push(format!(
+                "--cpus {cpus} clamped to {MAX_SLOTS}, the capacity of lazymm::cpu::CpuSet"
+            ));
+            cpus = MAX_SLOTS;
+        }
+        let built = SLOT_CHOICES
+            .iter()
+            .copied()
+            .find(|&n| n >= cpus)
+            .expect("MAX_SLOTS is a slot choice");
+        if built != cpus {
+            notes.push(format!(
+                "--cpus {cpus} rounded up to {built}: the schemes are compiled for \
+                 power-of-two slot counts"
+            ));
+        }
+        Args {
+            threads,
+            cpus: built,
+            round_trips,
+            processes,
+            mix,
+            notes,
+        }
+    }
+
+    /// The shares of the mixed workload (weights, not necessarily summing to 100).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Mix {
+        /// Weights of [`Kind::Same`], [`Kind::Other`], [`Kind::Exit`].
+        w: [u64; 3],
+    }
+
+    /// One operation of the mixed workload.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Kind {
+        Same,
+        Other,
+        Exit,
+    }
+
+    const KINDS: [(Kind, &str); 3] = [
+        (Kind::Same, "same"),
+        (Kind::Other, "other"),
+        (Kind::Exit, "exit"),
+    ];
+
+    impl Mix {
+        const DEFAULT: Mix = Mix { w: [70, 20, 10] };
+        /// Largest weight: keeps the arithmetic of [`counts`](Self::counts) small.
+        const MAX_WEIGHT: u64 = 1_000_000;
+
+        fn parse(spec: &str) -> Result<Mix, String> {
+            let mut w = [None; 3];
+            for item in spec.split(',') {
+                let item = item.trim();
+                let (k, v) = item.split_once('=').ok_or_else(|| {
+                    format!("'{item}' is not KIND=WEIGHT (KIND one of same, other, exit)")
+                })?;
+                let i = KINDS
+                    .iter()
+                    .position(|(_, name)| *name == k.trim())
+                    .ok_or_else(|| {
+                        format!("unknown kind '{}' (use same, other or exit)", k.trim())
+                    })?;
+                if w[i].is_some() {
+                    return Err(format!("'{}' given twice", KINDS[i].1));
+                }
+                let n: u64 = v.trim().parse().map_err(|_| {
+                    format!(
+                        "weight of {} must be a whole number, got '{}'",
+                        KINDS[i].1, v
+                    )
+                })?;
+                if n > Self::MAX_WEIGHT {
+                    return Err(format!(
+                        "weight of {} is over {}",
+                        KINDS[i].1,
+                        Self::MAX_WEIGHT
+                    ));
+                }
+                w[i] = Some(n);
+            }
+            let w = w.map(|x| x.unwrap_or(0));
+            if w.iter().sum::<u64>() == 0 {
+                return Err("every weight is 0".into());
+            }
+            Ok(Mix { w })
+        }
+
+        /// How many operations of each kind make `ops`: exact shares, the
+        /// rounding remainder to the largest fractional parts.
+        fn counts(&self, ops: usize) -> [usize; 3] {
+            let w = self.w.map(u128::from);
+            let sum: u128 = w.iter().sum();
+            let total = ops as u128;
+            let mut n = w.map(|w| (total * w / sum) as usize);
+            let mut rest = ops - n.iter().sum::<usize>();
+            let mut by_fraction = [0, 1, 2];
+            by_fraction.sort_by_key(|&i| std::cmp::Reverse(total * w[i] % sum));
+            for i in by_fraction {
+                if rest == 0 {
+                    break;
+                }
+                n[i] += 1;
+                rest -= 1;
+            }
+            n
+        }
+
+        /// The weights as a `--mix` value: `same=70,other=20,exit=10`.
+        fn spec(&self) -> String {
+            KINDS
+                .iter()
+                .zip(self.w)
+                .map(|((_, name), w)| format!("{name}={w}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+
+        /// `same=70% other=20% exit=10%` (normalized to percent, one decimal).
+        fn describe(&self) -> String {
+            let sum: u64 = self.w.iter().sum();
+            KINDS
+                .iter()
+                .zip(self.w)
+                .map(|((_, name), w)| format!("{name}={:.1}%", 100.0 * w as f64 / sum as f64))
+                .map(|s| s.replace(".0%", "%"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
     }
 
     fn round_trips(cpus: usize, r: usize) -> Scenario {
@@ -142,6 +413,51 @@ mod imp {
         Scenario::new(p, scripts)
     }
 
+    /// The mixed workload (see the module docs): `ops` operations per CPU in
+    /// `mix`'s shares, shuffled with a fixed seed, the same script on every
+    /// CPU. Two processes are live on each CPU at a time (slots 0 and 1); an
+    /// exit replaces the current slot's process with a fresh one.
+    fn mixed(cpus: usize, ops: usize, mix: &Mix) -> Scenario {
+        let counts = mix.counts(ops);
+        let mut kinds = Vec::with_capacity(ops);
+        for ((kind, _), n) in KINDS.iter().zip(counts) {
+            kinds.extend(std::iter::repeat_n(*kind, n));
+        }
+        let mut rng = SplitMix(0x6c61_7a79_6d6d);
+        for i in (1..kinds.len()).rev() {
+            kinds.swap(i, rng.below(i + 1));
+        }
+        // mm numbers in order of first use: (slot, generation) -> mm.
+        let mut ids: HashMap<(usize, usize), MmId> = HashMap::new();
+        let mut mm = |slot: usize, gen: usize| {
+            let next = ids.len();
+            *ids.entry((slot, gen)).or_insert_with(|| MmId::new(next))
+        };
+        let mut script = Vec::with_capacity(2 * ops + counts[2] + 4);
+        let (mut slot, mut gen, mut live) = (0, [0usize; 2], [true, false]);
+        script.push(Op::User(mm(0, 0)));
+        for k in kinds {
+            match k {
+                Kind::Same => script.extend([Op::Kthread, Op::User(mm(slot, gen[slot]))]),
+                Kind::Other => {
+                    slot ^= 1;
+                    live[slot] = true;
+                    script.extend([Op::Kthread, Op::User(mm(slot, gen[slot]))]);
+                }
+                Kind::Exit => {
+                    gen[slot] += 1;
+                    script.extend([Op::Exit, Op::Kthread, Op::User(mm(slot, gen[slot]))]);
+                }
+            }
+        }
+        script.push(Op::Exit);
+        if live[slot ^ 1] {
+            script.extend([Op::User(mm(slot ^ 1, gen[slot ^ 1])), Op::Exit]);
+        }
+        let nr_mms = ids.len();
+        Scenario::new(nr_mms, vec![script; cpus])
+    }
+
     fn run<S: LazyMm<Machine<S>> + Send + Sync + 'static>(
         scheme: S,
         s: Scenario,
@@ -152,98 +468,280 @@ mod imp {
         (start.elapsed(), m.stats())
     }
 
-    struct Row {
+    /// ns per operation per CPU: the CPUs run in parallel, so wall time times
+    /// CPUs over all CPUs' operations.
+    fn per_op(t: Duration, cpus: usize, ops: f64) -> f64 {
+        t.as_nanos() as f64 * cpus as f64 / ops
+    }
+
+    /// One point of the thread scaling: the same-mm round trip at `threads`.
+    #[derive(Clone, Copy)]
+    struct Point {
+        threads: usize,
+        ns: f64,
+        rmws: f64,
+    }
+
+    /// What [`measure`] measures for one scheme.
+    struct Measured {
         name: &'static str,
-        rt_ns: f64,
-        rt_rmw: f64,
+        /// Same-mm round trip at 1..=N threads.
+        sweep: Vec<Point>,
         other_ns: f64,
         other_rmw: f64,
         exit_ns: f64,
         exit_rmw: f64,
         exit_ipis: f64,
+        mix_ns: f64,
+        mix_rmw: f64,
+        /// `size_of` the scheme struct at the run's CPU slots.
+        scheme_bytes: usize,
     }
 
-    fn measure<S: LazyMm<Machine<S>> + Send + Sync + 'static>(a: &Args, make: fn() -> S) -> Row {
-        let (t, st) = run(make(), round_trips(a.threads, a.round_trips));
-        let trips = (a.threads * a.round_trips) as f64;
-        // Per CPU and round trip: the CPUs run in parallel.
-        let rt_ns = t.as_nanos() as f64 * a.threads as f64 / trips;
-        let rt_rmw = st.shared_rmws as f64 / trips;
-        let (t2, st2) = run(make(), round_trips_other_mm(a.threads, a.round_trips));
-        let (t, st) = run(make(), exits(a.threads, a.processes));
-        let n = st.exits as f64;
-        Row {
+    /// Runs every workload of `a` on a fresh `S::default()` (the correct
+    /// scheme) each time.
+    fn measure<S: LazyMm<Machine<S>> + Default + Send + Sync + 'static>(a: &Args) -> Measured {
+        let make = S::default;
+        let n = a.threads;
+        let trips = |t: usize| (t * a.round_trips) as f64;
+        let sweep = (1..=n)
+            .map(|t| {
+                let (d, st) = run(make(), round_trips(t, a.round_trips));
+                Point {
+                    threads: t,
+                    ns: per_op(d, t, trips(t)),
+                    rmws: st.shared_rmws as f64 / trips(t),
+                }
+            })
+            .collect();
+        let (t2, st2) = run(make(), round_trips_other_mm(n, a.round_trips));
+        let (t3, st3) = run(make(), exits(n, a.processes));
+        let exits = st3.exits as f64;
+        let (t4, st4) = run(make(), mixed(n, a.round_trips, &a.mix));
+        Measured {
             name: S::NAME,
-            rt_ns,
-            rt_rmw,
-            other_ns: t2.as_nanos() as f64 * a.threads as f64 / trips,
-            other_rmw: st2.shared_rmws as f64 / trips,
-            exit_ns: t.as_nanos() as f64 * a.threads as f64 / n,
-            exit_rmw: st.shared_rmws as f64 / n,
-            exit_ipis: st.ipis as f64 / a.processes as f64,
+            sweep,
+            other_ns: per_op(t2, n, trips(n)),
+            other_rmw: st2.shared_rmws as f64 / trips(n),
+            exit_ns: per_op(t3, n, exits),
+            exit_rmw: st3.shared_rmws as f64 / exits,
+            exit_ipis: st3.ipis as f64 / a.processes as f64,
+            mix_ns: per_op(t4, n, trips(n)),
+            mix_rmw: st4.shared_rmws as f64 / trips(n),
+            scheme_bytes: size_of::<S>(),
+        }
+    }
+
+    /// An mm field a scheme's hooks read or write.
+    #[derive(Clone, Copy)]
+    enum MmField {
+        /// `mm_count`: the scheme grabs or drops references.
+        Count,
+        /// `mm_cpumask`: the scheme's exit walks it.
+        Cpumask,
+    }
+
+    impl MmField {
+        fn bytes(self, slots: usize) -> usize {
+            match self {
+                MmField::Count => size_of::<AtomicUsize>(),
+                MmField::Cpumask => size_of::<CpuSet<1>>() * slots.div_ceil(WORD_BITS),
+            }
+        }
+    }
+
+    /// One scheme: how to measure it and its memory, at `C` CPU slots.
+    struct Entry {
+        name: &'static str,
+        measure: fn(&Args) -> Measured,
+        /// Bytes per CPU slot: `size_of` at 2 slots minus at 1.
+        per_cpu_bytes: usize,
+        mm_fields: &'static [MmField],
+    }
+
+    impl Entry {
+        /// `S`: the scheme as measured; `A` and `B`: the scheme type at 1 and
+        /// 2 CPU slots (the same type for a scheme without a CPU parameter).
+        fn new<S, A, B>(mm_fields: &'static [MmField]) -> Self
+        where
+            S: LazyMm<Machine<S>> + Default + Send + Sync + 'static,
+        {
+            Entry {
+                name: S::NAME,
+                measure: measure::<S>,
+                per_cpu_bytes: size_of::<B>() - size_of::<A>(),
+                mm_fields,
+            }
+        }
+    }
+
+    fn entries<const C: usize>() -> [Entry; 6] {
+        use MmField::*;
+        [
+            Entry::new::<Refcount, Refcount, Refcount>(&[Count]),
+            Entry::new::<Shootdown, Shootdown, Shootdown>(&[Cpumask]),
+            Entry::new::<Tagged<C>, Tagged<1>, Tagged<2>>(&[Count, Cpumask]),
+            Entry::new::<Cached<C>, Cached<1>, Cached<2>>(&[Count]),
+            Entry::new::<HazardLazy<C>, HazardLazy<1>, HazardLazy<2>>(&[]),
+            Entry::new::<LoadedMm<C>, LoadedMm<1>, LoadedMm<2>>(&[]),
+        ]
+    }
+
+    macro_rules! slot_choices {
+        ($($n:literal),*) => {
+            /// The CPU slot counts the schemes are compiled for.
+            const SLOT_CHOICES: &[usize] = &[$($n),*];
+
+            /// The schemes at `slots` CPU slots (one of [`SLOT_CHOICES`]).
+            fn schemes(slots: usize) -> [Entry; 6] {
+                match slots {
+                    $($n => entries::<$n>(),)*
+                    _ => unreachable!("slot count {slots} is not a slot choice"),
+                }
+            }
+        };
+    }
+
+    slot_choices!(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024);
+
+    /// A scheme's results and memory.
+    struct Row {
+        m: Measured,
+        per_cpu_bytes: usize,
+        per_mm_bytes: usize,
+    }
+
+    impl Row {
+        /// The same-mm round trip at `N` threads (the table's column).
+        fn rt(&self) -> Point {
+            *self.m.sweep.last().expect("at least one thread")
         }
     }
 
     pub fn main() {
         let a = args();
-        type Measure = fn(&Args) -> Row;
-        let schemes: [(&str, Measure); 6] = [
-            ("refcount", |a| measure(a, Refcount::new)),
-            ("shootdown", |a| measure(a, Shootdown::new)),
-            ("tagged", |a| measure(a, Tagged::<MAX_CPUS>::new)),
-            ("cached", |a| measure(a, Cached::<MAX_CPUS>::new)),
-            ("hazard", |a| measure(a, HazardLazy::<MAX_CPUS>::new)),
-            ("loaded_mm", |a| measure(a, LoadedMm::<MAX_CPUS>::new)),
-        ];
+        assert_eq!(SLOT_CHOICES.last(), Some(&MAX_SLOTS));
+        let schemes = schemes(a.cpus);
         let start = Instant::now();
         let mut rows = Vec::new();
-        for (i, (name, f)) in schemes.iter().enumerate() {
-            eprint!("\r[{}/{}] {name}...            ", i + 1, schemes.len());
+        for (i, e) in schemes.iter().enumerate() {
+            eprint!("\r[{}/{}] {}...            ", i + 1, schemes.len(), e.name);
             std::io::stderr().flush().ok();
-            rows.push(f(&a));
+            let m = (e.measure)(&a);
+            rows.push(Row {
+                m,
+                per_cpu_bytes: e.per_cpu_bytes,
+                per_mm_bytes: e.mm_fields.iter().map(|f| f.bytes(a.cpus)).sum(),
+            });
         }
         eprintln!("\rdone in {:.1?}                    ", start.elapsed());
+        for n in &a.notes {
+            println!("note: {n}");
+        }
         println!(
-            "lazymm compare: simulated machine, {} CPUs (one thread each), {} round trips per CPU, {} processes",
-            a.threads, a.round_trips, a.processes
+            "lazymm compare: simulated machine, {} CPUs (one thread each), {} CPU slots per scheme, \
+             {} round trips per CPU, {} processes",
+            a.threads, a.cpus, a.round_trips, a.processes
+        );
+        let c = a.mix.counts(a.round_trips);
+        println!(
+            "mix: {} ({} same-mm round trips, {} other-mm round trips, {} exits per CPU)",
+            a.mix.describe(),
+            c[0],
+            c[1],
+            c[2]
         );
         println!("end-to-end numbers (oracle included); `cargo bench` has the bare primitives\n");
-        let base = rows[0].rt_ns;
-        println!(
-            "{:<10} {:>10} {:>9} {:>10} {:>10} {:>10} {:>9} {:>10} {:>9}",
-            "scheme",
-            "same mm",
-            "vs ref",
-            "RMWs",
-            "other mm",
-            "RMWs",
-            "ns/exit",
-            "RMWs/exit",
-            "IPIs/proc"
-        );
-        println!(
-            "{:<10} {:>10} {:>9} {:>10} {:>10} {:>10} {:>9} {:>10} {:>9}",
-            "", "ns/trip", "", "/trip", "ns/trip", "/trip", "", "", ""
-        );
-        for r in &rows {
+        table(&rows);
+        scaling(&rows);
+        lifetime(&rows);
+        let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        let dir = Path::new(&dir);
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("could not create {}: {e}", dir.display());
+            return;
+        }
+        println!();
+        write_csv(dir, &a, &rows);
+        match write_svg(dir, &a, &rows) {
+            Ok(p) => println!("SVG: {}", p.display()),
+            Err(e) => eprintln!("could not write the SVG chart: {e}"),
+        }
+    }
+
+    fn table(rows: &[Row]) {
+        let base = rows[0].rt().ns;
+        let head = [
+            ("scheme", ""),
+            ("same mm", "ns/trip"),
+            ("vs ref", ""),
+            ("RMWs", "/trip"),
+            ("other mm", "ns/trip"),
+            ("RMWs", "/trip"),
+            ("ns/exit", ""),
+            ("RMWs/exit", ""),
+            ("IPIs/proc", ""),
+            ("mix", "ns/op"),
+            ("B/CPU", ""),
+            ("B/mm", ""),
+        ];
+        for line in [head.map(|h| h.0), head.map(|h| h.1)] {
             println!(
-                "{:<10} {:>10.1} {:>8.2}x {:>10.2} {:>10.1} {:>10.2} {:>9.1} {:>10.2} {:>9.2}",
-                r.name,
-                r.rt_ns,
-                r.rt_ns / base,
-                r.rt_rmw,
-                r.other_ns,
-                r.other_rmw,
-                r.exit_ns,
-                r.exit_rmw,
-                r.exit_ipis
+                "{:<10} {:>8} {:>7} {:>6} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8} {:>6} {:>5}",
+                line[0],
+                line[1],
+                line[2],
+                line[3],
+                line[4],
+                line[5],
+                line[6],
+                line[7],
+                line[8],
+                line[9],
+                line[10],
+                line[11]
+            );
+        }
+        for r in rows {
+            let m = &r.m;
+            println!(
+                "{:<10} {:>8.1} {:>6.2}x {:>6.2} {:>8.1} {:>6.2} {:>8.1} {:>9.2} {:>9.2} {:>8.1} {:>6} {:>5}",
+                m.name,
+                r.rt().ns,
+                r.rt().ns / base,
+                r.rt().rmws,
+                m.other_ns,
+                m.other_rmw,
+                m.exit_ns,
+                m.exit_rmw,
+                m.exit_ipis,
+                m.mix_ns,
+                r.per_cpu_bytes,
+                r.per_mm_bytes
             );
         }
         println!(
-            "\n(vs ref: ns per same-mm round trip relative to refcount, the upstream default)"
+            "\n(vs ref: ns per same-mm round trip relative to refcount, the upstream default;\n \
+             B/CPU: size_of the scheme at 2 CPU slots minus at 1; B/mm: size_of the mm fields\n \
+             the scheme's hooks touch, mm_count and/or the cpumask at the run's CPU slots)"
         );
-        lifetime(&rows);
-        write_csv(&a, &rows);
+    }
+
+    /// The thread scaling: same-mm round trip at every thread count.
+    fn scaling(rows: &[Row]) {
+        println!("\nthread scaling: same-mm lazy round trip, ns per trip per CPU");
+        print!("{:>7}", "threads");
+        for r in rows {
+            print!(" {:>10}", r.m.name);
+        }
+        println!();
+        for (i, p) in rows[0].m.sweep.iter().enumerate() {
+            print!("{:>7}", p.threads);
+            for r in rows {
+                print!(" {:>10.1}", r.m.sweep[i].ns);
+            }
+            println!();
+        }
     }
 
     /// Zijlstra's question, "an xchg on every unlazy vs one IPI per exit":
@@ -256,13 +754,13 @@ mod imp {
         for a in rows {
             for b in rows {
                 // a: cheaper round trip, dearer exit than b.
-                let (dt, de) = (b.rt_ns - a.rt_ns, a.exit_ns - b.exit_ns);
+                let (dt, de) = (b.rt().ns - a.rt().ns, a.m.exit_ns - b.m.exit_ns);
                 if dt > 0.0 && de > 0.0 {
                     any = true;
                     println!(
                         "  {:<10} overtakes {:<10} above K = {:.1} round trips per exit ({:.1} ns dearer exit, {:.1} ns cheaper trip)",
-                        a.name,
-                        b.name,
+                        a.m.name,
+                        b.m.name,
                         de / dt,
                         de,
                         dt
@@ -275,28 +773,143 @@ mod imp {
         }
     }
 
-    /// Writes the table as CSV to `target/lazymm-compare.csv`.
-    fn write_csv(a: &Args, rows: &[Row]) {
-        let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-        let path = std::path::Path::new(&dir).join("lazymm-compare.csv");
-        let mut out = String::from("scheme,cpus,ns_per_trip_same_mm,shared_rmws_per_trip_same_mm,ns_per_trip_other_mm,shared_rmws_per_trip_other_mm,ns_per_exit,shared_rmws_per_exit,ipis_per_process\n");
+    /// Writes `dir/lazymm-compare.csv`: one row per scheme and thread count.
+    /// The same-mm columns are measured at every thread count; the other
+    /// workloads only at `N` threads, so their cells are empty on the other
+    /// rows. Memory columns do not depend on the thread count.
+    fn write_csv(dir: &Path, a: &Args, rows: &[Row]) {
+        let path = dir.join("lazymm-compare.csv");
+        let mut out = String::from(
+            "scheme,threads,cpu_slots,ns_per_trip_same_mm,shared_rmws_per_trip_same_mm,\
+             ns_per_trip_other_mm,shared_rmws_per_trip_other_mm,ns_per_exit,shared_rmws_per_exit,\
+             ipis_per_process,mix,ns_per_op_mix,shared_rmws_per_op_mix,\
+             per_cpu_bytes,per_mm_bytes,scheme_bytes\n",
+        );
         for r in rows {
-            out += &format!(
-                "{},{},{:.2},{:.3},{:.2},{:.3},{:.2},{:.3},{:.3}\n",
-                r.name,
-                a.threads,
-                r.rt_ns,
-                r.rt_rmw,
-                r.other_ns,
-                r.other_rmw,
-                r.exit_ns,
-                r.exit_rmw,
-                r.exit_ipis
-            );
+            let m = &r.m;
+            for p in &m.sweep {
+                let rest = if p.threads == a.threads {
+                    format!(
+                        "{:.2},{:.3},{:.2},{:.3},{:.3},{},{:.2},{:.3}",
+                        m.other_ns,
+                        m.other_rmw,
+                        m.exit_ns,
+                        m.exit_rmw,
+                        m.exit_ipis,
+                        a.mix.describe(),
+                        m.mix_ns,
+                        m.mix_rmw
+                    )
+                } else {
+                    ",,,,,,,".into()
+                };
+                out += &format!(
+                    "{},{},{},{:.2},{:.3},{},{},{},{}\n",
+                    m.name,
+                    p.threads,
+                    a.cpus,
+                    p.ns,
+                    p.rmws,
+                    rest,
+                    r.per_cpu_bytes,
+                    r.per_mm_bytes,
+                    m.scheme_bytes
+                );
+            }
         }
-        match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, out)) {
-            Ok(()) => println!("\nCSV: {}", path.display()),
+        match std::fs::write(&path, out) {
+            Ok(()) => println!("CSV: {}", path.display()),
             Err(e) => eprintln!("could not write {}: {e}", path.display()),
         }
+    }
+
+    /// Draws the thread scaling to `dir/lazymm-compare.svg`: x = running
+    /// CPUs (threads), y = ns per same-mm round trip per CPU (log scale, the
+    /// schemes differ by orders of magnitude), one line per scheme.
+    fn write_svg(
+        dir: &Path,
+        a: &Args,
+        rows: &[Row],
+    ) -> Result<PathBuf, Box<dyn std::error::Error>> {
+        use plotters::prelude::*;
+        let path = dir.join("lazymm-compare.svg");
+        let n = a.threads;
+        let all = rows.iter().flat_map(|r| r.m.sweep.iter().map(|p| p.ns));
+        let lo = all.clone().fold(f64::INFINITY, f64::min).max(0.01);
+        let hi = all.fold(0.0, f64::max).max(lo);
+        let (lo, hi) = (lo / 1.5, hi * 1.5);
+        // Labels at 1, 2, 5 times each power of ten in the range.
+        let mut ticks = Vec::new();
+        for e in lo.log10().floor() as i32..=hi.log10().ceil() as i32 {
+            for m in [1.0, 2.0, 5.0] {
+                let v = m * 10f64.powi(e);
+                if (lo..=hi).contains(&v) {
+                    ticks.push(v);
+                }
+            }
+        }
+        let target = path.clone();
+        let root = SVGBackend::new(&target, (900, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "lazymm compare: same-mm lazy round trip ({} CPU slots, {} round trips per CPU)",
+                    a.cpus, a.round_trips
+                ),
+                ("sans-serif", 18),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0..n + 1, (lo..hi).log_scale().with_key_points(ticks))?;
+        chart
+            .configure_mesh()
+            .x_desc("threads (running CPUs of the simulated machine)")
+            .y_desc("ns per round trip per CPU (log)")
+            .x_labels((n + 2).min(18))
+            .x_label_formatter(&|x| {
+                if (1..=n).contains(x) {
+                    x.to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|y| {
+                if *y < 1.0 {
+                    format!("{y:.2}")
+                } else {
+                    format!("{y:.0}")
+                }
+            })
+            .draw()?;
+        for (i, r) in rows.iter().enumerate() {
+            // Distinct, dark enough on white (a "tab10"-like palette).
+            const COLORS: [RGBColor; 6] = [
+                RGBColor(214, 39, 40),
+                RGBColor(31, 119, 180),
+                RGBColor(44, 160, 44),
+                RGBColor(255, 127, 14),
+                RGBColor(148, 103, 189),
+                RGBColor(140, 86, 75),
+            ];
+            let color = COLORS[i % COLORS.len()].to_rgba();
+            let pts: Vec<(usize, f64)> = r.m.sweep.iter().map(|p| (p.threads, p.ns)).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                .label(r.m.name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(path)
     }
 }
