@@ -44,7 +44,7 @@ impl Table {
     fn new() -> Self {
         Self {
             pmd: AtomicUsize::new(0),
-            ptes: core::array::from_fn(|i| AtomicUsize::new(i * 4096 | 1)),
+            ptes: core::array::from_fn(|i| AtomicUsize::new((i * 4096) | 1)),
         }
     }
 
@@ -64,7 +64,10 @@ fn walk_overhead(c: &mut Criterion) {
     let t = Table::new();
     let cpu = CpuId::new(0);
     g.bench_function("bare", |b| b.iter(|| black_box(t.walk())));
-    for (name, order) in [("store_mb", BeginOrder::StoreMb), ("xchg", BeginOrder::Xchg)] {
+    for (name, order) in [
+        ("store_mb", BeginOrder::StoreMb),
+        ("xchg", BeginOrder::Xchg),
+    ] {
         let tracker: Box<WalkTracker<64>> = Box::new(WalkTracker::new(order));
         g.bench_function(name, |b| {
             b.iter(|| {
@@ -102,7 +105,7 @@ fn walk_sync_scan(c: &mut Criterion) {
 fn scan<const N: usize>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     for share in [0usize, 8] {
         let tracker: Box<WalkTracker<N>> = Box::new(WalkTracker::new(BeginOrder::StoreMb));
-        let walkers = if share == 0 { 0 } else { N / share };
+        let walkers = N.checked_div(share).unwrap_or(0);
         // CPUs 1, 1 + share, ... are inside a walk of the mm.
         for i in 0..walkers {
             tracker.begin(CpuId::new(1 + i * share), Mm(1));

@@ -53,6 +53,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod batched;
 pub mod bugs;
 pub mod cached;
 pub mod cpu;
@@ -64,6 +65,7 @@ pub mod scheme;
 pub mod shootdown;
 pub mod sync;
 pub mod tagged;
+pub mod tlbgen;
 pub mod walk;
 
 #[cfg(feature = "model")]

@@ -64,7 +64,10 @@
 //! At most [`MAX_CPUS`] (64) CPUs: a cpumask is one word and each mailbox has
 //! one pending bit per sender.
 
+pub mod harness;
+mod mailbox;
 mod scenario;
+pub mod tlb;
 pub mod walk;
 
 pub use scenario::{Op, Scenario, SplitMix};
@@ -561,13 +564,15 @@ impl<S: Send + Sync + 'static> Machine<S> {
         self.update(cpu, |s| s.loaded_mm = next);
         self.cpu(cpu).loaded.set(next.0 as usize);
         self.touch(cpu);
-        (self.hooks.switch_mm)(&self.scheme, self, cpu, prev.real(), next.real());
         if prev != MmId::INIT {
             // Release: pairs with the acquire snapshot in mm_cpumask(); our
             // last use of `prev` happens before whoever reads the bit clear.
+            // Before the scheme's hook: the hook may drop the last reference
+            // to `prev` (cached does), after which `prev` is gone.
             self.mm(prev).cpumask.remove(cpu, Release);
             self.count(cpu, |s| s.shared_rmws += 1);
         }
+        (self.hooks.switch_mm)(&self.scheme, self, cpu, prev.real(), next.real());
     }
 
     fn exit(&self, cpu: CpuId) {

@@ -30,6 +30,7 @@
 //!   way (the loom causality violation is re-raised).
 //! * At the end: every unlinked page freed exactly once, the linked one never.
 
+use super::mailbox::Mailboxes;
 use super::{race_is_uaf, Doorbell};
 use crate::cpu::{CpuId, CpuSet};
 use crate::rcu::{Progress, Rcu};
@@ -37,7 +38,6 @@ use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc};
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
 use crate::walk::{sync_needed, BeginOrder, FlushDelivery, WalkTracker};
-use crossbeam_utils::CachePadded;
 use std::vec::Vec;
 
 /// One operation of a CPU's script.
@@ -128,12 +128,6 @@ pub struct WalkStats {
     pub syncs_skipped: usize,
 }
 
-struct WCpu {
-    doorbell: Doorbell,
-    /// Mailbox: bit `s` = CPU `s` sent us an IPI.
-    pending: AtomicUsize,
-}
-
 struct Page {
     /// A PTE the walk reads (an atomic, as `READ_ONCE` of a PTE is; under
     /// shuttle also the scheduling point between the PMD read and the
@@ -149,7 +143,8 @@ const POISON: usize = 0xdead;
 /// Lockless walkers, collapses and their sync, on `N` CPU slots.
 pub struct WalkMachine<const N: usize> {
     scenario: WalkScenario,
-    cpus: Vec<CachePadded<WCpu>>,
+    /// The IPI mailboxes (an IPI carries nothing).
+    ipis: Mailboxes<()>,
     /// The PMD entry: the index of the linked page.
     pmd: AtomicUsize,
     pages: Vec<Page>,
@@ -207,17 +202,9 @@ impl<const N: usize> WalkMachine<N> {
                 freed: Shadow::new(0),
             })
             .collect();
-        let cpus = (0..n)
-            .map(|_| {
-                CachePadded::new(WCpu {
-                    doorbell: Doorbell::new(),
-                    pending: AtomicUsize::new(0),
-                })
-            })
-            .collect();
         Self {
+            ipis: Mailboxes::new(n),
             scenario,
-            cpus,
             pmd: AtomicUsize::new(0),
             pages,
             tracker,
@@ -245,7 +232,7 @@ impl<const N: usize> WalkMachine<N> {
     }
 
     fn nr_cpus(&self) -> usize {
-        self.cpus.len()
+        self.scenario.nr_cpus()
     }
 
     fn uses_rcu(&self) -> bool {
@@ -291,11 +278,10 @@ impl<const N: usize> WalkMachine<N> {
         }
         // Release/acquire on `done` only orders the idle loop's exit.
         if self.done.fetch_add(1, Release) + 1 == self.nr_cpus() {
-            for c in &self.cpus {
-                c.doorbell.ring();
-            }
+            self.ipis.ring_all();
         }
-        self.wait_serving(cpu, || self.done.load(Acquire) == self.nr_cpus());
+        self.ipis
+            .wait_serving(cpu, || self.done.load(Acquire) == self.nr_cpus(), |()| {});
     }
 
     fn walk(&self, cpu: CpuId) {
@@ -429,48 +415,16 @@ impl<const N: usize> WalkMachine<N> {
         );
     }
 
-    /// Sends an empty IPI to every CPU of `targets` and waits for each.
+    /// Sends an empty IPI to every CPU of `targets` and waits for each: a
+    /// walker acknowledges only at its interrupts-on point, so its walk
+    /// happens before what we do next.
     fn send_ipis(&self, cpu: CpuId, targets: &CpuSet) {
-        let bit = 1usize << cpu.index();
-        for t in targets.iter() {
-            // Release: pairs with serve_ipis' acquire (nothing to publish
-            // but the request itself; kept like the main machine's).
-            self.cpus[t.index()].pending.fetch_or(bit, Release);
-            self.cpus[t.index()].doorbell.ring();
-        }
-        for t in targets.iter() {
-            let target = &self.cpus[t.index()];
-            // Acquire: pairs with the target's release acknowledgement: its
-            // walk (before interrupts on) happens before what we do next.
-            self.wait_serving(cpu, || target.pending.load(Acquire) & bit == 0);
-        }
+        self.ipis.send(cpu, targets, (), |()| {});
     }
 
     /// Serves `cpu`'s mailbox (an interrupts-on point).
     fn serve_ipis(&self, cpu: CpuId) {
-        let me = &self.cpus[cpu.index()];
-        // Acquire: pairs with the sender's release.
-        let mut bits = me.pending.load(Acquire);
-        while bits != 0 {
-            let s = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            // Release: the acknowledgement; everything this CPU did before
-            // (its walks) happens before the sender's next step.
-            me.pending.fetch_and(!(1usize << s), Release);
-            self.cpus[s].doorbell.ring();
-        }
-    }
-
-    fn wait_serving(&self, cpu: CpuId, until: impl Fn() -> bool) {
-        let me = &self.cpus[cpu.index()];
-        loop {
-            self.serve_ipis(cpu);
-            if until() {
-                return;
-            }
-            me.doorbell
-                .wait(|| until() || me.pending.load(Relaxed) != 0);
-        }
+        self.ipis.serve(cpu, |()| {});
     }
 
     /// End checks: every unlinked page freed exactly once, the linked one not.

@@ -8,10 +8,12 @@
 #[macro_use]
 mod common;
 mod cached;
+mod external;
 mod hazard;
 mod litmus;
 mod loaded;
 mod refcount;
 mod shootdown;
 mod tagged;
+mod tlb;
 mod walk;

@@ -11,10 +11,12 @@
 
 mod cached;
 mod common;
+mod external;
 mod hazard;
 mod loaded;
 mod refcount;
 mod replay;
 mod shootdown;
 mod tagged;
+mod tlb;
 mod walk;

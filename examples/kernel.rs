@@ -1,0 +1,823 @@
+//! A toy kernel that adopts lazymm: the code a kernel developer writes around
+//! a scheme, against the crate's public API only (`lazymm::scheme`,
+//! `lazymm::cpu` and the schemes; not the simulated machine of
+//! `lazymm::model`).
+//!
+//! ```text
+//! cargo run --release --example kernel [-- --scheme NAME|all --cpus N --processes P --seed S]
+//! ```
+//!
+//! `NAME` is one of refcount, shootdown, tagged, cached, hazard, loaded_mm;
+//! `all` (the default) runs each in turn. Every CPU is a std thread with a
+//! run queue of user threads (of a few processes at a time) and kernel
+//! threads; it switches between them and exits the user threads; the last
+//! thread of a process takes its mm through `mm_users` = 0 and the final
+//! `mmdrop()`. Per scheme it prints the switches done, processes exited,
+//! IPIs sent and mms freed, and asserts that every mm was freed exactly once.
+//!
+//! # What a kernel implements
+//!
+//! 1. **An mm handle** ([`MmHandle`]): a `Copy` handle whose word is non-zero
+//!    with bit 0 clear. A kernel with pointers uses
+//!    `lazymm::scheme::MmPtr<MmStruct>`; the toy indexes a table (`Mm`).
+//! 2. **[`Kernel`]**, what a scheme needs from the kernel:
+//!    * `mmgrab`: `mm_count += 1`, relaxed (the caller holds a reference);
+//!    * `mmdrop`: `mm_count -= 1`, AcqRel; at 0 `__mmdrop()` calls the
+//!      scheme's `final_drop` and then frees the mm;
+//!    * `mm_users`: an acquire load;
+//!    * `mm_cpumask`: an acquire snapshot. A CPU sets its bit before it
+//!      loads an mm and clears it (release) only after it loaded another;
+//!    * `shoot_lazies`: `on_each_cpu_mask(cpus, do_shoot_lazy_tlb, mm,
+//!      wait = 1)` — the handler switches a CPU that is lazy on `mm` to the
+//!      kernel's own mm and calls the scheme's `lazy_shot`; the caller runs
+//!      it locally if it is in `cpus`, and waits for every acknowledgement
+//!      while serving its own IPIs (two CPUs shooting at each other must not
+//!      deadlock);
+//!    * `serve_ipis`: run the pending IPI handlers (a scheme that waits
+//!      calls it).
+//! 3. **The hook calls** ([`LazyMm`]) in its scheduler, in this order:
+//!
+//! ```text
+//! context_switch(prev, next)
+//!   next is a kernel thread (no mm of its own; it borrows active_mm):
+//!     prev was a user task             enter_lazy(active_mm)
+//!     prev had no mm either            transfer_lazy(active_mm)
+//!   next is a user task:
+//!     switch_mm_irqs_off(active_mm -> next->mm), if they differ:
+//!                                      switching_mm(prev_mm, next_mm)
+//!                                      set our bit in next_mm's cpumask
+//!                                      load next_mm's page tables
+//!                                      clear our bit in prev_mm's cpumask (release)
+//!                                      switch_mm(prev_mm, next_mm)
+//!     finish_task_switch(), prev had no mm and active_mm was a user mm:
+//!                                      leave_lazy(old active_mm, Some(next_mm))
+//! exit of a user task
+//!   exit_mm()                          enter_lazy(mm): the dying task keeps its mm loaded
+//!   (interrupts on: serve IPIs)
+//!   mmput(): mm_users -= 1 (AcqRel); at 0, __mmput():
+//!                                      mm_users_zero(mm); exit_mmap(); mmdrop(mm)
+//! mmdrop(): mm_count -= 1 (AcqRel); at 0, __mmdrop():
+//!                                      final_drop(mm); free the mm
+//! shoot-lazy IPI, on a CPU whose active_mm is mm:
+//!                                      switch_mm_irqs_off(mm -> init_mm) as above; lazy_shot(mm)
+//! CPU down, sched_force_init_mm():     switch_mm_irqs_off(active_mm -> init_mm); leave_lazy(mm, None)
+//! after the CPU died (on another CPU): cpu_dead(cpu)
+//! ```
+//!
+//! No hook is called for the kernel's own mm (`init_mm`, `None` here): it is
+//! never freed. The hooks run with preemption off; the toy serves IPIs only
+//! at the top of its scheduler loop, between `exit_mm()` and `mmput()`,
+//! while it waits for acknowledgements, and in its idle loop.
+//!
+//! One choice the toy makes on purpose: it clears its bit in the previous
+//! mm's cpumask *before* calling the scheme's `switch_mm` hook, because a
+//! scheme may drop its last reference to the previous mm there (`cached`
+//! does), after which that mm's memory is gone.
+//!
+//! The toy keeps every `mm_struct` in a table and marks it freed instead of
+//! giving the memory back, and checks that flag on every use: a lifetime bug
+//! in a scheme panics with "use-after-free" instead of reading freed memory.
+
+#[cfg(any(loom, lazymm_shuttle))]
+fn main() {
+    eprintln!(
+        "the toy kernel runs real threads; build it without --cfg loom / --cfg lazymm_shuttle"
+    );
+}
+
+#[cfg(not(any(loom, lazymm_shuttle)))]
+fn main() {
+    toy::main();
+}
+
+#[cfg(not(any(loom, lazymm_shuttle)))]
+mod toy {
+    use lazymm::cached::Cached;
+    use lazymm::cpu::{CpuId, CpuSet};
+    use lazymm::hazard::HazardLazy;
+    use lazymm::loaded::LoadedMm;
+    use lazymm::refcount::Refcount;
+    use lazymm::scheme::{Kernel, LazyMm, MmHandle};
+    use lazymm::shootdown::Shootdown;
+    use lazymm::tagged::Tagged;
+    use std::collections::VecDeque;
+    use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// Most CPUs the toy boots; the per-CPU schemes are sized for it.
+    const NR_CPUS: usize = 16;
+
+    /// Kernel threads per CPU (they never exit).
+    const KTHREADS_PER_CPU: usize = 4;
+
+    /// User threads a CPU runs at a time; the others wait in its backlog.
+    const RUNNABLE_USER_THREADS: usize = 2;
+
+    // ---------------------------------------------------------- the mm --
+
+    /// The kernel's `mm_struct`: the fields the lifetime schemes care about.
+    struct MmStruct {
+        /// Real users: the threads of the process. At 0 the address space
+        /// is torn down (`exit_mmap()`).
+        mm_users: AtomicUsize,
+        /// References to this struct: one for all users together, plus the
+        /// scheme's own. At 0 the struct is freed.
+        mm_count: AtomicUsize,
+        /// `mm_cpumask()`: bit `c` set = CPU `c` may have this mm loaded.
+        cpumask: AtomicU64,
+        /// `exit_mmap()` ran.
+        torn_down: AtomicBool,
+        /// `__mmdrop()` freed it (the toy keeps the memory and checks this
+        /// flag on every use instead).
+        freed: AtomicBool,
+    }
+
+    /// The kernel's mm handle: an index into its table of `mm_struct`s.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    struct Mm(u32);
+
+    impl Mm {
+        fn index(self) -> usize {
+            self.0 as usize
+        }
+    }
+
+    impl MmHandle for Mm {
+        fn to_word(self) -> usize {
+            // Non-zero, bit 0 clear (a scheme may keep a tag there).
+            (self.index() + 1) << 1
+        }
+        fn from_word(word: usize) -> Self {
+            Mm(((word >> 1) - 1) as u32)
+        }
+    }
+
+    impl std::fmt::Debug for Mm {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "mm{}", self.0)
+        }
+    }
+
+    // -------------------------------------------------------- the CPUs --
+
+    /// What a CPU runs.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Curr {
+        /// This CPU's thread of the process that owns `mm` (one per
+        /// process and CPU; threads are pinned).
+        User(Mm),
+        /// Kernel thread number `n` of this CPU.
+        Kthread(usize),
+        /// A task that ran `exit_mm()` and was not switched out yet.
+        Dead,
+    }
+
+    impl Curr {
+        /// `task->mm`.
+        fn mm(self) -> Option<Mm> {
+            match self {
+                Curr::User(mm) => Some(mm),
+                Curr::Kthread(_) | Curr::Dead => None,
+            }
+        }
+    }
+
+    /// A CPU's scheduler state. Its own thread (IPI handlers included)
+    /// writes it; another CPU only reads `loaded_mm` in the free-time
+    /// check. The mutex is never held across a call.
+    #[derive(Clone, Copy, Debug)]
+    struct CpuState {
+        curr: Curr,
+        /// `current->active_mm` (`None`: `init_mm`).
+        active_mm: Option<Mm>,
+        /// What the page-table base register points at (`None`: `init_mm`).
+        loaded_mm: Option<Mm>,
+    }
+
+    /// A shoot-lazy request in a CPU's mailbox.
+    struct Ipi {
+        from: CpuId,
+        mm: Mm,
+    }
+
+    struct Cpu {
+        state: Mutex<CpuState>,
+        /// Pending IPIs (a kernel has per-CPU `call_single_data` instead).
+        mailbox: Mutex<Vec<Ipi>>,
+        /// Acknowledgements this CPU still waits for.
+        acks_pending: AtomicUsize,
+    }
+
+    #[derive(Default)]
+    struct Stats {
+        switches: AtomicU64,
+        exited: AtomicU64,
+        ipis: AtomicU64,
+        freed: AtomicU64,
+    }
+
+    // ------------------------------------------------------ the scheme --
+
+    /// The scheme, chosen at boot. `LazyMm` has an associated constant, so
+    /// it cannot be a trait object itself; this forwards to it. A kernel
+    /// that fixes its scheme at build time calls `LazyMm` directly.
+    trait Scheme: Send + Sync {
+        fn name(&self) -> &'static str;
+        fn enter_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
+        fn transfer_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
+        fn switching_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>);
+        fn switch_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>);
+        fn leave_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm, next: Option<Mm>);
+        fn mm_users_zero(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
+        fn final_drop(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
+        fn lazy_shot(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
+        fn cpu_dead(&self, k: &ToyKernel, cpu: CpuId);
+    }
+
+    impl<S: LazyMm<ToyKernel> + Send> Scheme for S {
+        fn name(&self) -> &'static str {
+            S::NAME
+        }
+        fn enter_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
+            LazyMm::enter_lazy(self, k, cpu, mm)
+        }
+        fn transfer_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
+            LazyMm::transfer_lazy(self, k, cpu, mm)
+        }
+        fn switching_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
+            LazyMm::switching_mm(self, k, cpu, prev, next)
+        }
+        fn switch_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
+            LazyMm::switch_mm(self, k, cpu, prev, next)
+        }
+        fn leave_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm, next: Option<Mm>) {
+            LazyMm::leave_lazy(self, k, cpu, mm, next)
+        }
+        fn mm_users_zero(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
+            LazyMm::mm_users_zero(self, k, cpu, mm)
+        }
+        fn final_drop(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
+            LazyMm::final_drop(self, k, cpu, mm)
+        }
+        fn lazy_shot(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
+            LazyMm::lazy_shot(self, k, cpu, mm)
+        }
+        fn cpu_dead(&self, k: &ToyKernel, cpu: CpuId) {
+            LazyMm::cpu_dead(self, k, cpu)
+        }
+    }
+
+    const SCHEMES: [&str; 6] = [
+        "refcount",
+        "shootdown",
+        "tagged",
+        "cached",
+        "hazard",
+        "loaded_mm",
+    ];
+
+    fn boot_scheme(name: &str) -> Box<dyn Scheme> {
+        match name {
+            "refcount" => Box::new(Refcount::new()),
+            "shootdown" => Box::new(Shootdown::new()),
+            "tagged" => Box::new(Tagged::<NR_CPUS>::new()),
+            "cached" => Box::new(Cached::<NR_CPUS>::new()),
+            "hazard" => Box::new(HazardLazy::<NR_CPUS>::new()),
+            "loaded_mm" => Box::new(LoadedMm::<NR_CPUS>::new()),
+            other => panic!("unknown scheme {other:?}: one of {SCHEMES:?} or all"),
+        }
+    }
+
+    // ------------------------------------------------------ the kernel --
+
+    struct ToyKernel {
+        scheme: Box<dyn Scheme>,
+        /// Every process's `mm_struct`, allocated at boot.
+        mms: Vec<MmStruct>,
+        cpus: Vec<Cpu>,
+        /// CPUs that went down (the idle loop waits for all of them).
+        cpus_down: AtomicUsize,
+        stats: Stats,
+    }
+
+    impl ToyKernel {
+        /// A kernel with `threads[p]` threads in process `p`, all CPUs idle
+        /// on `init_mm`.
+        fn boot(scheme: Box<dyn Scheme>, nr_cpus: usize, threads: &[usize]) -> Self {
+            let mms = threads
+                .iter()
+                .map(|&n| MmStruct {
+                    mm_users: AtomicUsize::new(n),
+                    mm_count: AtomicUsize::new(1),
+                    cpumask: AtomicU64::new(0),
+                    torn_down: AtomicBool::new(false),
+                    freed: AtomicBool::new(false),
+                })
+                .collect();
+            let cpus = (0..nr_cpus)
+                .map(|_| Cpu {
+                    state: Mutex::new(CpuState {
+                        curr: Curr::Kthread(0),
+                        active_mm: None,
+                        loaded_mm: None,
+                    }),
+                    mailbox: Mutex::new(Vec::new()),
+                    acks_pending: AtomicUsize::new(0),
+                })
+                .collect();
+            Self {
+                scheme,
+                mms,
+                cpus,
+                cpus_down: AtomicUsize::new(0),
+                stats: Stats::default(),
+            }
+        }
+
+        fn cpu(&self, cpu: CpuId) -> &Cpu {
+            &self.cpus[cpu.index()]
+        }
+
+        fn state(&self, cpu: CpuId) -> CpuState {
+            *self.cpu(cpu).state.lock().unwrap()
+        }
+
+        fn update(&self, cpu: CpuId, f: impl FnOnce(&mut CpuState)) {
+            f(&mut self.cpu(cpu).state.lock().unwrap())
+        }
+
+        /// `cpu` uses `mm`: panics if it was freed.
+        #[track_caller]
+        fn use_mm(&self, cpu: CpuId, mm: Mm) -> &MmStruct {
+            let m = &self.mms[mm.index()];
+            if m.freed.load(Relaxed) {
+                panic!("use-after-free of {mm:?}: {cpu} uses it after it was freed");
+            }
+            m
+        }
+
+        /// The hardware may walk the loaded page tables at any time.
+        fn touch(&self, cpu: CpuId) {
+            if let Some(mm) = self.state(cpu).loaded_mm {
+                self.use_mm(cpu, mm);
+            }
+        }
+
+        /// `context_switch()` to `next`, with `finish_task_switch()`.
+        fn context_switch(&self, cpu: CpuId, next: Curr) {
+            let prev = self.state(cpu);
+            if prev.curr == next {
+                return; // picked the running task again
+            }
+            self.stats.switches.fetch_add(1, Relaxed);
+            match next.mm() {
+                None => {
+                    // A kernel thread borrows the mm the CPU has.
+                    self.update(cpu, |s| s.curr = next);
+                    let Some(mm) = prev.active_mm else {
+                        return; // on init_mm: nothing to track
+                    };
+                    if prev.curr.mm().is_some() {
+                        // user -> kernel: enter_lazy_tlb(), mmgrab_lazy_tlb().
+                        self.scheme.enter_lazy(self, cpu, mm);
+                    } else {
+                        // kernel -> kernel: the lazy use passes on.
+                        self.scheme.transfer_lazy(self, cpu, mm);
+                    }
+                }
+                Some(mm) => {
+                    self.switch_mm(cpu, Some(mm));
+                    self.update(cpu, |s| {
+                        s.curr = next;
+                        s.active_mm = Some(mm);
+                    });
+                    // finish_task_switch(): kernel -> user ends the lazy use
+                    // (mmdrop_lazy_tlb()); it may be an unlazy into the same mm.
+                    if prev.curr.mm().is_none() {
+                        if let Some(old) = prev.active_mm {
+                            self.touch(cpu);
+                            self.scheme.leave_lazy(self, cpu, old, Some(mm));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// `switch_mm_irqs_off()`: load `next`'s page tables (`None`: init_mm's).
+        fn switch_mm(&self, cpu: CpuId, next: Option<Mm>) {
+            let prev = self.state(cpu).loaded_mm;
+            if prev == next {
+                return;
+            }
+            let bit = 1u64 << cpu.index();
+            self.scheme.switching_mm(self, cpu, prev, next);
+            if let Some(n) = next {
+                // Relaxed: our task of `next` holds mm_users and drops it only
+                // later with a release RMW, so whoever sees mm_users == 0 sees
+                // the bit.
+                self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
+            }
+            // load_new_mm_cr3(): from here the hardware walks `next`.
+            self.update(cpu, |s| s.loaded_mm = next);
+            self.touch(cpu);
+            if let Some(p) = prev {
+                // Release: pairs with mm_cpumask()'s acquire; our last use of
+                // `prev` happens before whoever reads the bit clear frees it.
+                self.use_mm(cpu, p).cpumask.fetch_and(!bit, Release);
+            }
+            // Last: the scheme may drop its last reference to `prev` here.
+            self.scheme.switch_mm(self, cpu, prev, next);
+        }
+
+        /// `do_exit()` of the running user task: `exit_mm()`, then `mmput()`.
+        fn exit(&self, cpu: CpuId) {
+            let Curr::User(mm) = self.state(cpu).curr else {
+                panic!("{cpu} exits without a user task");
+            };
+            // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL. The dead task
+            // keeps the mm loaded, lazily, until the next switch.
+            self.scheme.enter_lazy(self, cpu, mm);
+            self.update(cpu, |s| s.curr = Curr::Dead);
+            self.serve_ipis(cpu); // interrupts are on between the two
+            self.touch(cpu);
+            self.mmput(cpu, mm);
+        }
+
+        fn mmput(&self, cpu: CpuId, mm: Mm) {
+            // Release: this thread's uses happen before the teardown;
+            // acquire on the last one, so the teardown happens after all.
+            if self.use_mm(cpu, mm).mm_users.fetch_sub(1, AcqRel) == 1 {
+                // __mmput()
+                self.scheme.mm_users_zero(self, cpu, mm);
+                self.use_mm(cpu, mm).torn_down.store(true, Relaxed); // exit_mmap()
+                self.stats.exited.fetch_add(1, Relaxed);
+                self.mmdrop(cpu, mm); // the users' reference
+            }
+        }
+
+        /// `__mmdrop()`: `mm_count` reached 0.
+        fn free_mm(&self, cpu: CpuId, mm: Mm) {
+            self.scheme.final_drop(self, cpu, mm);
+            let m = self.use_mm(cpu, mm);
+            assert!(
+                m.torn_down.load(Relaxed),
+                "use-after-free of {mm:?}: freed on {cpu} while it still has users"
+            );
+            for c in 0..self.cpus.len() {
+                let other = CpuId::new(c);
+                if self.state(other).loaded_mm == Some(mm) {
+                    panic!("use-after-free of {mm:?}: freed on {cpu} while {other} still has it loaded");
+                }
+            }
+            if m.freed.swap(true, Relaxed) {
+                panic!("double free of {mm:?} on {cpu}");
+            }
+            self.stats.freed.fetch_add(1, Relaxed);
+        }
+
+        /// `do_shoot_lazy_tlb()`: the shoot-lazy IPI handler.
+        fn do_shoot_lazy_tlb(&self, cpu: CpuId, mm: Mm) {
+            let st = self.state(cpu);
+            if st.active_mm != Some(mm) {
+                return; // left it meanwhile
+            }
+            assert_ne!(
+                st.curr.mm(),
+                Some(mm),
+                "shootdown of {mm:?} on {cpu}, which runs one of its threads"
+            );
+            self.switch_mm(cpu, None);
+            self.update(cpu, |s| s.active_mm = None);
+            self.scheme.lazy_shot(self, cpu, mm);
+        }
+
+        /// `sched_force_init_mm()`: the CPU's last switch, to `init_mm`.
+        fn cpu_down(&self, cpu: CpuId) {
+            let st = self.state(cpu);
+            assert_eq!(st.curr.mm(), None, "{cpu} goes down running a user thread");
+            self.switch_mm(cpu, None);
+            self.update(cpu, |s| s.active_mm = None);
+            if let Some(mm) = st.active_mm {
+                self.scheme.leave_lazy(self, cpu, mm, None);
+            }
+        }
+    }
+
+    impl Kernel for ToyKernel {
+        type Mm = Mm;
+
+        fn mmgrab(&self, cpu: CpuId, mm: Mm) {
+            // atomic_inc(): the caller holds a reference, no ordering needed.
+            let old = self.use_mm(cpu, mm).mm_count.fetch_add(1, Relaxed);
+            assert!(
+                old > 0,
+                "use-after-free of {mm:?}: mmgrab on {cpu} at mm_count 0"
+            );
+        }
+
+        fn mmdrop(&self, cpu: CpuId, mm: Mm) {
+            // atomic_dec_and_test(): release, so that our uses happen before
+            // the free; acquire on the last one, so the free happens after all.
+            let old = self.use_mm(cpu, mm).mm_count.fetch_sub(1, AcqRel);
+            assert!(old > 0, "mm_count of {mm:?} went negative");
+            if old == 1 {
+                self.free_mm(cpu, mm);
+            }
+        }
+
+        fn mm_users(&self, mm: Mm) -> usize {
+            // Acquire: pairs with mmput()'s release decrement.
+            self.mms[mm.index()].mm_users.load(Acquire)
+        }
+
+        fn mm_cpumask(&self, mm: Mm) -> CpuSet {
+            // Acquire: pairs with the release clear in switch_mm().
+            let bits = self.mms[mm.index()].cpumask.load(Acquire);
+            (0..self.cpus.len())
+                .filter(|c| bits & (1 << c) != 0)
+                .map(CpuId::new)
+                .collect()
+        }
+
+        fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: Mm) {
+            // on_each_cpu_mask(cpus, do_shoot_lazy_tlb, mm, wait = 1).
+            let me = self.cpu(cpu);
+            assert_eq!(me.acks_pending.load(Relaxed), 0, "nested shoot_lazies");
+            let remote: Vec<CpuId> = cpus.iter().filter(|&c| c != cpu).collect();
+            me.acks_pending.store(remote.len(), Relaxed);
+            for &t in &remote {
+                // The mailbox lock publishes the request.
+                self.cpu(t)
+                    .mailbox
+                    .lock()
+                    .unwrap()
+                    .push(Ipi { from: cpu, mm });
+                self.stats.ipis.fetch_add(1, Relaxed);
+            }
+            if cpus.contains(cpu) {
+                self.do_shoot_lazy_tlb(cpu, mm); // the local call
+            }
+            // Acquire: pairs with each handler's release acknowledgement, so
+            // its switch away from `mm` happens before we go on to free it.
+            while me.acks_pending.load(Acquire) != 0 {
+                self.serve_ipis(cpu);
+                // cpu_relax(); the toy's CPUs may share host cores.
+                std::thread::yield_now();
+            }
+        }
+
+        fn serve_ipis(&self, cpu: CpuId) {
+            let mail = std::mem::take(&mut *self.cpu(cpu).mailbox.lock().unwrap());
+            for ipi in mail {
+                self.do_shoot_lazy_tlb(cpu, ipi.mm);
+                // Release: the acknowledgement; our switch happens before
+                // whatever the sender does next.
+                self.cpu(ipi.from).acks_pending.fetch_sub(1, Release);
+            }
+        }
+    }
+
+    // ------------------------------------------------- the scheduler --
+
+    /// A runnable task and the time slices it has left.
+    struct Task {
+        curr: Curr,
+        slices: u32,
+    }
+
+    /// A CPU's run queue: its kernel threads, at most
+    /// `RUNNABLE_USER_THREADS` user threads, and the user threads that
+    /// have not started yet.
+    struct RunQueue {
+        tasks: Vec<Task>,
+        backlog: VecDeque<Task>,
+        rng: u64,
+    }
+
+    impl RunQueue {
+        /// The next task to run; `None` once every user thread exited
+        /// (kernel threads alone do not keep the CPU up).
+        fn pick_next(&mut self) -> Option<usize> {
+            let users = |t: &Vec<Task>| t.iter().filter(|t| t.curr.mm().is_some()).count();
+            while users(&self.tasks) < RUNNABLE_USER_THREADS {
+                match self.backlog.pop_front() {
+                    Some(t) => self.tasks.push(t),
+                    None => break,
+                }
+            }
+            if users(&self.tasks) == 0 {
+                return None;
+            }
+            Some(random(&mut self.rng, self.tasks.len()))
+        }
+    }
+
+    /// xorshift64: a number in `0..n`.
+    fn random(state: &mut u64, n: usize) -> usize {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        (*state % n as u64) as usize
+    }
+
+    /// One CPU: run tasks until its user threads are gone, go down, idle.
+    fn cpu_thread(k: &ToyKernel, cpu: CpuId, mut rq: RunQueue) {
+        while let Some(i) = rq.pick_next() {
+            k.serve_ipis(cpu); // schedule() runs with interrupts on
+            k.context_switch(cpu, rq.tasks[i].curr);
+            k.touch(cpu); // the task runs
+            if rq.tasks[i].curr.mm().is_some() {
+                rq.tasks[i].slices -= 1;
+                if rq.tasks[i].slices == 0 {
+                    k.exit(cpu);
+                    rq.tasks.swap_remove(i);
+                }
+            }
+        }
+        k.serve_ipis(cpu);
+        k.cpu_down(cpu);
+        k.cpus_down.fetch_add(1, Release);
+        // Idle: other CPUs may still IPI us until they are all down.
+        while k.cpus_down.load(Acquire) < k.cpus.len() {
+            k.serve_ipis(cpu);
+            std::thread::yield_now();
+        }
+    }
+
+    // ------------------------------------------------------------- main --
+
+    struct Args {
+        schemes: Vec<&'static str>,
+        cpus: usize,
+        processes: usize,
+        seed: u64,
+    }
+
+    fn args() -> Args {
+        let mut a = Args {
+            schemes: SCHEMES.to_vec(),
+            cpus: 4,
+            processes: 50_000,
+            seed: 1,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let mut val = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
+            let num = |name: &str, v: String| -> usize {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name} needs a number"))
+            };
+            match flag.as_str() {
+                "--scheme" => {
+                    let v = val("--scheme");
+                    a.schemes = match SCHEMES.iter().find(|&&s| s == v) {
+                        Some(&s) => vec![s],
+                        None if v == "all" => SCHEMES.to_vec(),
+                        None => panic!("unknown scheme {v:?}: one of {SCHEMES:?} or all"),
+                    };
+                }
+                "--cpus" => a.cpus = num("--cpus", val("--cpus")),
+                "--processes" => a.processes = num("--processes", val("--processes")),
+                "--seed" => a.seed = num("--seed", val("--seed")) as u64,
+                "-h" | "--help" => {
+                    println!("kernel [--scheme NAME|all] [--cpus N] [--processes P] [--seed S]");
+                    println!("schemes: {}", SCHEMES.join(", "));
+                    std::process::exit(0);
+                }
+                other => panic!("unknown flag {other} (try --help)"),
+            }
+        }
+        assert!(
+            (1..=NR_CPUS).contains(&a.cpus),
+            "--cpus must be 1..={NR_CPUS}"
+        );
+        a
+    }
+
+    /// The workload: which CPUs each process has a thread on, and each
+    /// thread's time slices. Every scheme runs the same one.
+    fn workload(a: &Args) -> (Vec<usize>, Vec<VecDeque<Task>>) {
+        let mut rng = a.seed.max(1);
+        let mut threads = Vec::with_capacity(a.processes);
+        let mut backlogs: Vec<VecDeque<Task>> = (0..a.cpus).map(|_| VecDeque::new()).collect();
+        for p in 0..a.processes {
+            let home = random(&mut rng, a.cpus);
+            let mut n = 0;
+            for (c, backlog) in backlogs.iter_mut().enumerate() {
+                if c == home || random(&mut rng, 2) == 0 {
+                    backlog.push_back(Task {
+                        curr: Curr::User(Mm(p as u32)),
+                        slices: 1 + random(&mut rng, 3) as u32,
+                    });
+                    n += 1;
+                }
+            }
+            threads.push(n);
+        }
+        (threads, backlogs)
+    }
+
+    struct Outcome {
+        name: &'static str,
+        switches: u64,
+        exited: u64,
+        ipis: u64,
+        freed: u64,
+        time: Duration,
+    }
+
+    /// Boots a kernel with `scheme`, runs the workload on every CPU, takes
+    /// the CPUs down, and checks that every mm was freed exactly once.
+    fn run(a: &Args, scheme: &str) -> Outcome {
+        let (threads, backlogs) = workload(a);
+        let k = ToyKernel::boot(boot_scheme(scheme), a.cpus, &threads);
+        let start = Instant::now();
+        let boot = std::sync::Barrier::new(a.cpus);
+        std::thread::scope(|s| {
+            for (c, backlog) in backlogs.into_iter().enumerate() {
+                let (k, boot) = (&k, &boot);
+                let rq = RunQueue {
+                    tasks: (0..KTHREADS_PER_CPU)
+                        .map(|n| Task {
+                            curr: Curr::Kthread(n),
+                            slices: u32::MAX,
+                        })
+                        .collect(),
+                    backlog,
+                    rng: a.seed.max(1) + c as u64,
+                };
+                s.spawn(move || {
+                    boot.wait(); // all CPUs come up together
+                    cpu_thread(k, CpuId::new(c), rq)
+                });
+            }
+        });
+        let time = start.elapsed();
+        // Hotplug teardown, on the boot CPU once the others are dead.
+        for c in 0..a.cpus {
+            k.scheme.cpu_dead(&k, CpuId::new(c));
+        }
+        // No leak: every mm torn down and freed, no count left over.
+        for (i, m) in k.mms.iter().enumerate() {
+            let (users, count) = (m.mm_users.load(Relaxed), m.mm_count.load(Relaxed));
+            assert!(
+                m.freed.load(Relaxed) && users == 0 && count == 0,
+                "leak: {:?} was never freed (mm_users {users}, mm_count {count})",
+                Mm(i as u32)
+            );
+        }
+        for c in 0..a.cpus {
+            assert_eq!(
+                k.state(CpuId::new(c)).loaded_mm,
+                None,
+                "cpu{c} is still on a user mm"
+            );
+        }
+        let st = &k.stats;
+        let out = Outcome {
+            name: k.scheme.name(),
+            switches: st.switches.load(Relaxed),
+            exited: st.exited.load(Relaxed),
+            ipis: st.ipis.load(Relaxed),
+            freed: st.freed.load(Relaxed),
+            time,
+        };
+        assert_eq!(out.exited, a.processes as u64, "every process exits");
+        assert_eq!(out.freed, a.processes as u64, "every mm is freed once");
+        out
+    }
+
+    pub fn main() {
+        let a = args();
+        // A kernel panic stops the machine: without this, the other CPUs
+        // would wait forever for the one that panicked.
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            std::process::exit(101);
+        }));
+        let (threads, _) = workload(&a);
+        println!(
+            "lazymm toy kernel: {} CPUs (one thread each), {} processes ({} user threads), {} kernel threads per CPU, seed {}\n(the same workload, so the same switches, for every scheme)\n",
+            a.cpus,
+            a.processes,
+            threads.iter().sum::<usize>(),
+            KTHREADS_PER_CPU,
+            a.seed
+        );
+        println!(
+            "{:<10} {:>9} {:>18} {:>10} {:>10} {:>9}",
+            "scheme", "switches", "processes exited", "IPIs sent", "mms freed", "time"
+        );
+        for scheme in &a.schemes {
+            let o = run(&a, scheme);
+            println!(
+                "{:<10} {:>9} {:>18} {:>10} {:>10} {:>9.2?}",
+                o.name, o.switches, o.exited, o.ipis, o.freed, o.time
+            );
+        }
+        println!("\nno leak: every mm was torn down and freed exactly once, every count is 0");
+    }
+}

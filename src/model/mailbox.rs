@@ -1,0 +1,115 @@
+//! Per-CPU IPI mailboxes for the focused machines (walkers, TLB): one
+//! pending bit per sender, each sender's request word, a doorbell to block
+//! on under the checkers. A CPU serves its mailbox only at the points its
+//! machine calls [`Mailboxes::serve`] (interrupts-on points).
+
+use super::Doorbell;
+use crate::cpu::{CpuId, CpuSet};
+use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
+use crossbeam_utils::CachePadded;
+use std::vec::Vec;
+
+struct Slot<T> {
+    doorbell: Doorbell,
+    /// Bit `s` = CPU `s` has a request for us.
+    pending: AtomicUsize,
+    /// This CPU's outgoing request; written only while none is outstanding.
+    request: UnsafeCell<Option<T>>,
+}
+
+pub(crate) struct Mailboxes<T> {
+    slots: Vec<CachePadded<Slot<T>>>,
+}
+
+impl<T: Copy> Mailboxes<T> {
+    pub(crate) fn new(n: usize) -> Self {
+        Self {
+            slots: (0..n)
+                .map(|_| {
+                    CachePadded::new(Slot {
+                        doorbell: Doorbell::new(),
+                        pending: AtomicUsize::new(0),
+                        request: UnsafeCell::new(None),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Runs `handle` for every request pending for `cpu` and acknowledges it.
+    pub(crate) fn serve(&self, cpu: CpuId, mut handle: impl FnMut(T)) {
+        let me = &self.slots[cpu.index()];
+        // Acquire: pairs with the sender's release fetch_or, so its request
+        // word (and everything before it) is visible.
+        let mut bits = me.pending.load(Acquire);
+        while bits != 0 {
+            let s = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            // SAFETY: the sender wrote its request before posting (release)
+            // and does not write it again before our acknowledgement.
+            let msg = self.slots[s].request.with(|r| unsafe { *r });
+            handle(msg.expect("IPI with no request"));
+            // Release: the acknowledgement; our handler (and everything
+            // before it) happens before the sender's next step.
+            me.pending.fetch_and(!(1usize << s), Release);
+            self.slots[s].doorbell.ring();
+        }
+    }
+
+    /// Sends `msg` to every CPU of `targets` (not `cpu` itself) and waits for
+    /// each acknowledgement, serving `cpu`'s own mailbox with `handle` meanwhile.
+    pub(crate) fn send<const W: usize>(
+        &self,
+        cpu: CpuId,
+        targets: &CpuSet<W>,
+        msg: T,
+        mut handle: impl FnMut(T),
+    ) {
+        debug_assert!(!targets.contains(cpu), "an IPI to oneself");
+        if targets.is_empty() {
+            return;
+        }
+        // SAFETY: none of our requests is outstanding (we always wait for
+        // every acknowledgement before returning).
+        self.slots[cpu.index()]
+            .request
+            .with_mut(|r| unsafe { *r = Some(msg) });
+        let bit = 1usize << cpu.index();
+        for t in targets.iter() {
+            // Release: publishes the request; pairs with serve's acquire.
+            self.slots[t.index()].pending.fetch_or(bit, Release);
+            self.slots[t.index()].doorbell.ring();
+        }
+        for t in targets.iter() {
+            let target = &self.slots[t.index()];
+            // Acquire: pairs with the target's release acknowledgement.
+            self.wait_serving(cpu, || target.pending.load(Acquire) & bit == 0, &mut handle);
+        }
+    }
+
+    /// Serves `cpu`'s mailbox until `until()` holds, blocking on its doorbell
+    /// under the checkers (spinning otherwise).
+    pub(crate) fn wait_serving(
+        &self,
+        cpu: CpuId,
+        until: impl Fn() -> bool,
+        mut handle: impl FnMut(T),
+    ) {
+        let me = &self.slots[cpu.index()];
+        loop {
+            self.serve(cpu, &mut handle);
+            if until() {
+                return;
+            }
+            me.doorbell
+                .wait(|| until() || me.pending.load(Relaxed) != 0);
+        }
+    }
+
+    /// Wakes every CPU (a condition it may wait on changed).
+    pub(crate) fn ring_all(&self) {
+        for s in &self.slots {
+            s.doorbell.ring();
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Lazy TLB with generations (van Riel and Lutomirski, 2018; x86 today).
+//!
+//! # The protocol
+//!
+//! Each mm has a TLB generation ([`TlbGen`]); each CPU remembers, per
+//! address-space context, the generation its TLB is flushed up to. A
+//! **flush** changes the page tables, bumps the generation (a fully ordered
+//! RMW: `inc_mm_tlb_gen()`), then reads each CPU of the mm's cpumask
+//! ([`LazyTlb::should_flush`]) and IPIs those that run the mm and are not
+//! lazy. A **lazy** CPU (a kernel thread borrowed the mm) is skipped: on
+//! **unlazy** into the same mm it clears `is_lazy`, runs a full barrier,
+//! reads the generation and flushes if it fell behind
+//! ([`LazyTlb::switch_mm_begin`]). The pairs are store buffering:
+//!
+//! ```text
+//! unlazy:       W is_lazy = false            ; smp_mb() ; R tlb_gen
+//! switch in:    W loaded_mm = SWITCHING      ; cpumask_set (RMW) or smp_mb() ; R tlb_gen
+//! flush:        W pte ; RMW tlb_gen (full)   ; R loaded_mm ; smp_rmb() ; R is_lazy
+//! forbidden:    the switch reads the old generation AND the flush reads the old state
+//! ```
+//!
+//! `83b0177a6c48` (2025) is the second pair with the barrier missing: once
+//! the cpumask is updated lazily, the CPU's bit is often already set, the
+//! locked `cpumask_set_cpu` is skipped, and nothing orders the `loaded_mm`
+//! store before the `tlb_gen` load. `bug_no_mb_when_bit_set`
+//! ([`Bug::NoMbWhenBitSet`]) is that kernel; loom finds the missed flush.
+//!
+//! **Page-table frees** (`freed_tables`) IPI every CPU of the cpumask, lazy
+//! ones included, and a lazy CPU answers by switching to the kernel's own
+//! mm: it may not keep freed page-table pages in its paging-structure
+//! caches, where a speculative walk could use them
+//! (`bug_freed_tables_skips_lazy`, [`Bug::FreedTablesSkipsLazy`]).
+//!
+//! **LDT / CR4-style state** is not tracked by generations: every change
+//! IPIs *every* CPU of the cpumask, lazy or not, and the handler reloads it
+//! on any CPU that has the mm loaded. That is Lutomirski's argument (seed
+//! 000) for the unlazy fast path skipping the reload; the model checks the
+//! invariant at every user step, and `bug_ldt_skips_lazy`
+//! ([`Bug::LdtSkipsLazy`]) shows that the fast path is only correct because
+//! of it.
+//!
+//! **The SWITCHING window** (`fea4e317f9e7`): between the CR3 load and the
+//! `loaded_mm` store the CPU's state says neither mm; the flush must IPI a
+//! CPU in `LOADED_MM_SWITCHING` (`bug_switching_not_flushed`,
+//! [`Bug::SwitchingNotFlushed`]).
+//!
+//! Evidence: `tests/loom/tlb.rs` (the TLB machine of `crate::model`'s `tlb`
+//! module and its NO-MISSED-FLUSH oracle).
+//!
+//! # The API
+//!
+//! The CPU's private TLB state (its contexts' generations, the TLB itself)
+//! is the caller's: these functions do the shared-memory part, in the
+//! kernel's order, and say what the caller must do.
+//!
+//! Source: seed 000, reference §1.9–1.13.
+
+use crate::bugs::BugSwitch;
+use crate::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
+use crate::sync::{
+    fence, smp_mb, smp_mb_after_atomic, AtomicBool, AtomicU64, AtomicUsize, Ordering::*,
+};
+
+/// `loaded_mm` while a CPU switches (`LOADED_MM_SWITCHING`).
+pub const SWITCHING: usize = 1;
+/// `loaded_mm` of the kernel's own mm (`init_mm`).
+pub const INIT_MM: usize = 0;
+
+/// Known-bad variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// `83b0177a6c48`: no `smp_mb()` between the `loaded_mm` store and the
+    /// `tlb_gen` load when the cpumask bit was already set.
+    NoMbWhenBitSet,
+    /// Unlazy into the same mm reads `tlb_gen` without the full barrier.
+    NoUnlazyMb,
+    /// A `freed_tables` flush skips lazy CPUs like an ordinary flush.
+    FreedTablesSkipsLazy,
+    /// `should_flush_tlb()` before `fea4e317f9e7`: a CPU in the SWITCHING
+    /// window is not IPI'd.
+    SwitchingNotFlushed,
+    /// An LDT change IPIs only the non-lazy CPUs (the unlazy fast path,
+    /// which does not reload the LDT, then runs with the old one).
+    LdtSkipsLazy,
+}
+
+/// An mm's TLB generation (`mm->context.tlb_gen`).
+#[derive(Debug)]
+pub struct TlbGen(AtomicU64);
+
+impl Default for TlbGen {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlbGen {
+    crate::sync::const_fn! {
+        /// Generation 1 (as `init_new_context()`: every context starts at 0
+        /// and must flush on first use).
+        pub fn new() -> Self {
+            Self(AtomicU64::new(1))
+        }
+    }
+
+    /// `inc_mm_tlb_gen()`: a new generation, after the caller's page-table
+    /// writes. Fully ordered: the release half publishes the page-table
+    /// writes to a CPU that reads the new generation; the barrier orders
+    /// the increment before the caller's reads of the CPUs' state (pairs
+    /// with the barrier in [`LazyTlb::switch_mm_begin`]).
+    pub fn inc(&self) -> u64 {
+        let g = self.0.fetch_add(1, AcqRel) + 1;
+        smp_mb_after_atomic();
+        g
+    }
+
+    /// The current generation. Acquire: pairs with [`inc`](Self::inc)'s
+    /// release, so the page-table writes of that generation are visible.
+    pub fn read(&self) -> u64 {
+        self.0.load(Acquire)
+    }
+}
+
+/// What the caller of [`LazyTlb::switch_mm_begin`] must do before
+/// [`LazyTlb::switch_mm_end`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// Same mm, not lazy: nothing at all (no CR3 write, no end call needed).
+    Nothing,
+    /// Load the mm keeping the context's TLB: it is flushed up to `gen`.
+    Keep {
+        /// The mm's generation read.
+        gen: u64,
+    },
+    /// Load the mm and flush its context; record `gen` as flushed.
+    Flush {
+        /// The mm's generation read.
+        gen: u64,
+    },
+}
+
+/// What a CPU does with a flush IPI ([`LazyTlb::flush_action`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushAction {
+    /// The flush is for an mm this CPU no longer has loaded (a stale
+    /// cpumask bit; the kernel may clear it here).
+    NotLoaded,
+    /// The CPU has the kernel's own mm loaded.
+    Nothing,
+    /// The CPU is lazy: switch to the kernel's own mm (its paging-structure
+    /// caches must not keep the mm's page tables).
+    SwitchToInit,
+    /// Already flushed up to the flush's generation.
+    UpToDate,
+    /// Flush; the context is then flushed up to `gen`.
+    Flush {
+        /// The mm's generation read.
+        gen: u64,
+    },
+}
+
+/// The per-CPU `loaded_mm` and `is_lazy` words of `N` CPUs, read by flushers.
+pub struct LazyTlb<const N: usize> {
+    loaded_mm: PerCpu<AtomicUsize, N>,
+    is_lazy: PerCpu<AtomicBool, N>,
+    bug: BugSwitch<Bug>,
+}
+
+impl<const N: usize> Default for LazyTlb<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> LazyTlb<N> {
+    crate::sync::const_fn! {
+        /// Every CPU on `init_mm`, not lazy.
+        pub fn new() -> Self {
+            Self {
+                loaded_mm: PerCpu::from_padded(crate::cpu::padded_array!(N, AtomicUsize::new(INIT_MM))),
+                is_lazy: PerCpu::from_padded(crate::cpu::padded_array!(N, AtomicBool::new(false))),
+                bug: BugSwitch::off(),
+            }
+        }
+    }
+
+    /// The protocol with a known bug switched on (checker builds only).
+    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    pub fn with_bug(bug: Bug) -> Self {
+        let mut t = Self::new();
+        t.bug = BugSwitch::on(bug);
+        t
+    }
+
+    /// `cpu`'s `loaded_mm` (its own view).
+    pub fn loaded(&self, cpu: CpuId) -> usize {
+        self.loaded_mm.get(cpu).load(Relaxed)
+    }
+
+    /// `cpu`'s `is_lazy` (its own view).
+    pub fn lazy(&self, cpu: CpuId) -> bool {
+        self.is_lazy.get(cpu).load(Relaxed)
+    }
+
+    /// `enter_lazy_tlb()`: a kernel thread borrows the loaded mm. A plain
+    /// store, no barrier: a flush that misses it sends a needless IPI.
+    pub fn enter_lazy(&self, cpu: CpuId) {
+        if self.loaded(cpu) == INIT_MM {
+            return;
+        }
+        self.is_lazy.get(cpu).store(true, Relaxed);
+    }
+
+    /// `switch_mm_irqs_off()` up to the CR3 write: `next` (a non-zero,
+    /// non-[`SWITCHING`] word; [`INIT_MM`] for the kernel's mm) with its
+    /// generation and cpumask (`None` for `init_mm`), and the generation
+    /// `cpu`'s context for `next` is flushed up to (`None`: no context).
+    ///
+    /// # Panics
+    /// If `next` is [`SWITCHING`].
+    pub fn switch_mm_begin<const W: usize>(
+        &self,
+        cpu: CpuId,
+        next: usize,
+        mm: Option<(&TlbGen, &AtomicCpuSet<W>)>,
+        local_gen: Option<u64>,
+    ) -> Switch {
+        assert_ne!(next, SWITCHING, "switch_mm to LOADED_MM_SWITCHING");
+        let loaded = self.loaded_mm.get(cpu);
+        let lazy = self.is_lazy.get(cpu);
+        let prev = loaded.load(Relaxed);
+        let was_lazy = lazy.load(Relaxed);
+        if was_lazy {
+            lazy.store(false, Relaxed);
+        }
+        let decide = |gen: u64| match local_gen {
+            Some(l) if l >= gen => Switch::Keep { gen },
+            _ => Switch::Flush { gen },
+        };
+        if prev == next {
+            if !was_lazy {
+                return Switch::Nothing;
+            }
+            let Some((gen, _)) = mm else {
+                return Switch::Nothing;
+            };
+            // Full barrier: pairs with the flusher's `inc` (store
+            // buffering): either it sees us lazy no more and IPIs us, or we
+            // see its generation.
+            if !self.bug.is(Bug::NoUnlazyMb) {
+                smp_mb();
+            }
+            return decide(gen.read());
+        }
+        // Relaxed + the barrier below: pairs with the flusher's `inc`.
+        loaded.store(SWITCHING, Relaxed);
+        let Some((gen, cpumask)) = mm else {
+            // init_mm: no generation to catch up with.
+            return Switch::Keep { gen: 0 };
+        };
+        if !cpumask.contains(cpu, Relaxed) {
+            // A locked RMW: a full barrier on x86; in the layer an AcqRel
+            // RMW plus `smp_mb_after_atomic` (pairs with the flusher's `inc`).
+            cpumask.insert(cpu, AcqRel);
+            smp_mb_after_atomic();
+        } else if !self.bug.is(Bug::NoMbWhenBitSet) {
+            // 83b0177a6c48: the bit was already set (lazy cpumask), so the
+            // RMW above is skipped; the barrier must stay.
+            smp_mb();
+        }
+        decide(gen.read())
+    }
+
+    /// `switch_mm_irqs_off()` after the CR3 write: `loaded_mm = next`.
+    pub fn switch_mm_end(&self, cpu: CpuId, next: usize) {
+        // Release: the CR3 load and the TLB work happen before a flusher
+        // that reads `next` here (and then reads our generation state).
+        self.loaded_mm.get(cpu).store(next, Release);
+    }
+
+    /// `should_flush_tlb()`: whether a flush of `mm` (`None`: a flush of
+    /// every mm, as the reclaim batch does) must IPI `cpu`.
+    pub fn should_flush(&self, cpu: CpuId, mm: Option<usize>, freed_tables: bool) -> bool {
+        if freed_tables && !self.bug.is(Bug::FreedTablesSkipsLazy) {
+            return true;
+        }
+        // Acquire: pairs with `switch_mm_end`'s release.
+        let loaded = self.loaded_mm.get(cpu).load(Acquire);
+        // smp_rmb(): `is_lazy` at least as new as `loaded_mm`.
+        fence(Acquire);
+        if self.is_lazy.get(cpu).load(Relaxed) {
+            return false;
+        }
+        let Some(mm) = mm else {
+            return true;
+        };
+        if loaded == SWITCHING && !self.bug.is(Bug::SwitchingNotFlushed) {
+            return true;
+        }
+        loaded == mm
+    }
+
+    /// The CPUs of `cpumask` (other than `me`) a flush of `mm` must IPI,
+    /// into `out`. Call after [`TlbGen::inc`]. Returns how many CPUs of the
+    /// cpumask it skipped (lazy, or running another mm).
+    pub fn flush_targets<const W: usize>(
+        &self,
+        me: CpuId,
+        mm: Option<usize>,
+        cpumask: &CpuSet<W>,
+        freed_tables: bool,
+        out: &mut CpuSet<W>,
+    ) -> usize {
+        let mut skipped = 0;
+        for cpu in cpumask.iter() {
+            if cpu == me || cpu.index() >= N {
+                continue;
+            }
+            if self.should_flush(cpu, mm, freed_tables) {
+                out.insert(cpu);
+            } else {
+                skipped += 1;
+            }
+        }
+        skipped
+    }
+
+    /// The CPUs of `cpumask` (other than `me`) an LDT change must IPI:
+    /// every one, lazy or not. Call after a full barrier that follows the
+    /// LDT store.
+    pub fn ldt_targets<const W: usize>(&self, me: CpuId, cpumask: &CpuSet<W>, out: &mut CpuSet<W>) {
+        for cpu in cpumask.iter() {
+            if cpu == me || cpu.index() >= N {
+                continue;
+            }
+            if self.bug.is(Bug::LdtSkipsLazy) && self.is_lazy.get(cpu).load(Relaxed) {
+                continue;
+            }
+            out.insert(cpu);
+        }
+    }
+
+    /// `flush_tlb_func()` on `cpu` for a flush of `mm` (`None`: any mm) at
+    /// generation `flush_gen` (`None`: a full flush), given the generation
+    /// `cpu`'s context is flushed up to.
+    pub fn flush_action(
+        &self,
+        cpu: CpuId,
+        mm: Option<usize>,
+        flush_gen: Option<u64>,
+        local_gen: u64,
+        gen: &TlbGen,
+    ) -> FlushAction {
+        let loaded = self.loaded(cpu);
+        if mm.is_some_and(|m| m != loaded) {
+            return FlushAction::NotLoaded;
+        }
+        if loaded == INIT_MM {
+            return FlushAction::Nothing;
+        }
+        if self.lazy(cpu) {
+            return FlushAction::SwitchToInit;
+        }
+        if flush_gen.is_some_and(|g| g <= local_gen) {
+            return FlushAction::UpToDate;
+        }
+        FlushAction::Flush { gen: gen.read() }
+    }
+}

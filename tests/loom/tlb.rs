@@ -1,0 +1,285 @@
+//! Lazy TLB generations (`lazymm::tlbgen`) and batched flush pending
+//! (`lazymm::batched`) on the TLB machine (`lazymm::model::tlb`): the
+//! correct protocols pass NO-MISSED-FLUSH; each `bug_` variant — a kernel
+//! bug — fails with the oracle's stale-entry message.
+
+use crate::common::extra_bound;
+use lazymm::batched::{self, FlushBatched};
+use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
+use lazymm::sync::thread::Arc;
+use lazymm::tlbgen::{Bug, LazyTlb};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use TlbOp::*;
+
+/// Bound of the two-CPU TLB models.
+const TLB_BOUND: usize = 3;
+/// Bound of the batched-flush models (PTLs and more IPIs).
+const BATCHED_BOUND: usize = 3;
+/// Bound of the three-CPU model.
+const TLB_THREE_CPU_BOUND: usize = 1;
+
+const N: usize = 3;
+
+fn check(name: &str, bound: usize, make: impl Fn() -> TlbMachine<N> + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(bound + extra_bound());
+    }
+    b.max_branches = 100_000;
+    let bound = b.preemption_bound;
+    let execs = std::sync::Arc::new(AtomicUsize::new(0));
+    let e = execs.clone();
+    let start = Instant::now();
+    b.check(move || {
+        e.fetch_add(1, Ordering::Relaxed);
+        let m = Arc::new(make());
+        TlbMachine::run(&m);
+    });
+    eprintln!(
+        "loom tlb/{name}: bound {:?}, {} executions, {:.2?}",
+        bound,
+        execs.load(Ordering::Relaxed),
+        start.elapsed()
+    );
+}
+
+/// cpu0 runs, goes lazy (kernel thread), and unlazies into the same mm
+/// while cpu1 changes a PTE and flushes (skipping cpu0 while it is lazy).
+fn unlazy_vs_flush() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![User, Use, Kthread, User, Use],
+        vec![
+            User,
+            Flush {
+                freed_tables: false,
+            },
+        ],
+    ])
+}
+
+/// cpu0 runs, switches to another process (its cpumask bit stays set), and
+/// switches back (83b0177a6c48's path) while cpu1 flushes.
+fn switch_back_vs_flush() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![User, Use, Away, User, Use],
+        vec![
+            User,
+            Flush {
+                freed_tables: false,
+            },
+        ],
+    ])
+}
+
+/// cpu0 is lazy on the mm while cpu1 frees page tables.
+fn lazy_vs_freed_tables() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![User, Use, Kthread, Kthread],
+        vec![User, Flush { freed_tables: true }],
+    ])
+}
+
+/// cpu0 goes lazy and unlazies while cpu1 changes the LDT.
+fn unlazy_vs_ldt() -> TlbScenario {
+    TlbScenario::new(vec![vec![User, Use, Kthread, User, Use], vec![User, Ldt]])
+}
+
+/// Gorman's race: cpu0 reclaims PTE 0 (flush batched) while cpu1 — whose
+/// TLB holds it — mprotects it and uses its memory.
+fn reclaim_vs_mprotect() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![Reclaim(0), UnmapFlush],
+        vec![User, Use, Mprotect(0), Use],
+    ])
+}
+
+/// Roberts's race: as above, with madvise dropping and retaking the PTL.
+fn reclaim_vs_madvise() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![Reclaim(0), UnmapFlush],
+        vec![User, Use, Madvise(0), Use],
+    ])
+}
+
+/// Huang Ying's race on split PTLs: cpu1's `flush_tlb_batched_pending()`
+/// under PTL 1 (for cpu0's reclaim of PTE 1) runs while cpu0 reclaims PTE 0
+/// under PTL 0; cpu1 then mprotects PTE 0.
+fn split_ptl() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![User, Reclaim(1), Use, Reclaim(0), Use, UnmapFlush],
+        vec![User, Mprotect(1), Mprotect(0)],
+    ])
+}
+
+/// Three CPUs: an unlazy and a switch back race one flush.
+fn three_cpus() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![User, Kthread, User, Use],
+        vec![User, Away, User, Use],
+        vec![
+            User,
+            Flush {
+                freed_tables: false,
+            },
+        ],
+    ])
+}
+
+fn correct(s: fn() -> TlbScenario) -> impl Fn() -> TlbMachine<N> {
+    move || TlbMachine::correct(s())
+}
+
+fn tlb_bug(s: fn() -> TlbScenario, bug: Bug) -> impl Fn() -> TlbMachine<N> {
+    move || TlbMachine::new(s(), LazyTlb::with_bug(bug), FlushBatched::new())
+}
+
+fn batched_bug(s: fn() -> TlbScenario, bug: batched::Bug) -> impl Fn() -> TlbMachine<N> {
+    move || TlbMachine::new(s(), LazyTlb::new(), FlushBatched::with_bug(bug))
+}
+
+#[test]
+fn unlazy_vs_flush_passes() {
+    check("unlazy_vs_flush", TLB_BOUND, correct(unlazy_vs_flush));
+}
+
+#[test]
+fn switch_back_vs_flush_passes() {
+    check(
+        "switch_back_vs_flush",
+        TLB_BOUND,
+        correct(switch_back_vs_flush),
+    );
+}
+
+#[test]
+fn lazy_vs_freed_tables_passes() {
+    check(
+        "lazy_vs_freed_tables",
+        TLB_BOUND,
+        correct(lazy_vs_freed_tables),
+    );
+}
+
+#[test]
+fn unlazy_vs_ldt_passes() {
+    check("unlazy_vs_ldt", TLB_BOUND, correct(unlazy_vs_ldt));
+}
+
+#[test]
+fn reclaim_vs_mprotect_passes() {
+    check(
+        "reclaim_vs_mprotect",
+        BATCHED_BOUND,
+        correct(reclaim_vs_mprotect),
+    );
+}
+
+#[test]
+fn reclaim_vs_madvise_passes() {
+    check(
+        "reclaim_vs_madvise",
+        BATCHED_BOUND,
+        correct(reclaim_vs_madvise),
+    );
+}
+
+#[test]
+fn batched_split_ptl() {
+    check("batched_split_ptl", BATCHED_BOUND, correct(split_ptl));
+}
+
+#[test]
+fn three_cpus_passes() {
+    check("three_cpus", TLB_THREE_CPU_BOUND, correct(three_cpus));
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_no_mb_when_bit_set() {
+    check(
+        "bug_no_mb_when_bit_set",
+        TLB_BOUND,
+        tlb_bug(switch_back_vs_flush, Bug::NoMbWhenBitSet),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_no_unlazy_mb() {
+    check(
+        "bug_no_unlazy_mb",
+        TLB_BOUND,
+        tlb_bug(unlazy_vs_flush, Bug::NoUnlazyMb),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_switching_not_flushed() {
+    check(
+        "bug_switching_not_flushed",
+        TLB_BOUND,
+        tlb_bug(switch_back_vs_flush, Bug::SwitchingNotFlushed),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_freed_tables_skips_lazy() {
+    check(
+        "bug_freed_tables_skips_lazy",
+        TLB_BOUND,
+        tlb_bug(lazy_vs_freed_tables, Bug::FreedTablesSkipsLazy),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale LDT")]
+fn bug_ldt_skips_lazy() {
+    check(
+        "bug_ldt_skips_lazy",
+        TLB_BOUND,
+        tlb_bug(unlazy_vs_ldt, Bug::LdtSkipsLazy),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_no_flush_pending() {
+    check(
+        "bug_no_flush_pending",
+        BATCHED_BOUND,
+        batched_bug(reclaim_vs_mprotect, batched::Bug::NoFlushPending),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_no_recheck_on_relock() {
+    check(
+        "bug_no_recheck_on_relock",
+        BATCHED_BOUND,
+        batched_bug(reclaim_vs_madvise, batched::Bug::NoRecheckOnRelock),
+    );
+}
+
+/// The boolean flag still works on one PTL (negative control for the next).
+#[test]
+fn bool_flag_one_ptl_passes() {
+    check(
+        "bool_flag_one_ptl",
+        BATCHED_BOUND,
+        batched_bug(reclaim_vs_mprotect, batched::Bug::BoolFlag),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_bool_flag() {
+    check(
+        "bug_bool_flag",
+        BATCHED_BOUND,
+        batched_bug(split_ptl, batched::Bug::BoolFlag),
+    );
+}

@@ -1,0 +1,110 @@
+//! Lazy TLB generations and batched flush pending on the TLB machine under
+//! shuttle at 8 CPUs: two reclaimers, two CPUs mprotecting and madvising,
+//! four CPUs switching between the mm, kernel threads and other processes
+//! while flushing, freeing page tables and changing the LDT.
+
+use crate::common::iterations;
+use lazymm::batched::{self, FlushBatched};
+use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
+use lazymm::sync::thread::Arc;
+use lazymm::tlbgen::LazyTlb;
+use shuttle::scheduler::{PctScheduler, RandomScheduler};
+use shuttle::{Config, Runner};
+use TlbOp::*;
+
+const CPUS: usize = 8;
+
+fn scenario() -> TlbScenario {
+    let reclaimer = |i: usize| {
+        vec![
+            Reclaim(i),
+            Reclaim(1 - i),
+            UnmapFlush,
+            Reclaim(i),
+            UnmapFlush,
+        ]
+    };
+    let changer = |i: usize| {
+        vec![
+            User,
+            Use,
+            Mprotect(i),
+            Use,
+            Madvise(1 - i),
+            Use,
+            Kthread,
+            User,
+            Use,
+            Mprotect(1 - i),
+            Use,
+        ]
+    };
+    let switcher = |k: usize| {
+        let mut s = vec![User, Use, Kthread, User, Use, Away, User, Use];
+        s.push(match k {
+            0 => Flush {
+                freed_tables: false,
+            },
+            1 => Flush { freed_tables: true },
+            2 => Ldt,
+            _ => Use,
+        });
+        s.extend([Kthread, Kthread, User, Use]);
+        s
+    };
+    TlbScenario::new(vec![
+        reclaimer(0),
+        reclaimer(1),
+        changer(0),
+        changer(1),
+        switcher(0),
+        switcher(1),
+        switcher(2),
+        switcher(3),
+    ])
+}
+
+fn run(name: &str, make: fn() -> TlbMachine<CPUS>) {
+    let body = move || {
+        let m = Arc::new(make());
+        TlbMachine::run(&m);
+        assert!(m.stats().flushes > 0, "the workload flushes");
+    };
+    let n = iterations();
+    for (sched, seed) in [("pct2", 2u64), ("pct3", 3), ("random", 0x5eed)] {
+        let start = std::time::Instant::now();
+        let cfg = Config::default();
+        match sched {
+            "random" => Runner::new(RandomScheduler::new_from_seed(seed, n), cfg).run(body),
+            _ => Runner::new(PctScheduler::new_from_seed(seed, seed as usize, n), cfg).run(body),
+        };
+        eprintln!(
+            "shuttle tlb/{name}: {sched}, {n} iterations, {:.2?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn tlb_8_cpus() {
+    run("correct", || TlbMachine::correct(scenario()));
+}
+
+/// Gorman's race at scale: PCT finds the missing `flush_tlb_batched_pending()`.
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_no_flush_pending_8_cpus() {
+    let body = || {
+        let m = Arc::new(TlbMachine::<CPUS>::new(
+            scenario(),
+            LazyTlb::new(),
+            FlushBatched::with_bug(batched::Bug::NoFlushPending),
+        ));
+        TlbMachine::run(&m);
+    };
+    Runner::new(
+        PctScheduler::new_from_seed(0xbad, 3, iterations()),
+        Config::default(),
+    )
+    .run(body);
+}
