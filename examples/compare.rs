@@ -655,6 +655,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
         table(&rows);
         scaling(&rows);
         lifetime(&rows);
+        tlb_and_walkers(&a);
         let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         let dir = Path::new(&dir);
         if let Err(e) = std::fs::create_dir_all(dir) {
@@ -666,6 +667,86 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
         match write_svg(dir, &a, &rows) {
             Ok(p) => println!("SVG: {}", p.display()),
             Err(e) => eprintln!("could not write the SVG chart: {e}"),
+        }
+    }
+
+    /// The TLB and walker machines on the same CPUs: flush IPIs sent and
+    /// saved by lazy skipping, and sync IPIs targeted vs broadcast.
+    fn tlb_and_walkers(a: &Args) {
+        use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
+        use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
+        use lazymm::walk::{BeginOrder, FlushDelivery};
+        // Every CPU: run the mm, use it, switch to a kernel thread (lazy),
+        // come back, use it, flush (a PTE change), kernel thread again.
+        let rounds = (a.round_trips / 20).max(1);
+        let mut script = Vec::new();
+        for _ in 0..rounds {
+            script.extend([
+                TlbOp::User,
+                TlbOp::Use,
+                TlbOp::Kthread,
+                TlbOp::User,
+                TlbOp::Use,
+                TlbOp::Flush {
+                    freed_tables: false,
+                },
+                TlbOp::Kthread,
+            ]);
+        }
+        let m = Arc::new(TlbMachine::<64>::correct(TlbScenario::new(vec![
+            script;
+            a.threads
+        ])));
+        let start = Instant::now();
+        TlbMachine::run(&m);
+        let t = start.elapsed();
+        let s = m.stats();
+        let cand = s.flush_ipis + s.ipis_skipped_lazy;
+        println!(
+            "\nlazy TLB (TLB machine, {} CPUs, {} rounds of run/lazy/unlazy/flush each, {:.1?}):",
+            a.threads, rounds, t
+        );
+        println!(
+            "  {} flushes: {} IPIs sent, {} saved by skipping lazy CPUs ({:.0}% of the {} a flush of every CPU in the cpumask would send); unlazy: {} caught up by flushing, {} kept their TLB",
+            s.flushes,
+            s.flush_ipis,
+            s.ipis_skipped_lazy,
+            100.0 * s.ipis_skipped_lazy as f64 / cand.max(1) as f64,
+            cand,
+            s.unlazy_flushes,
+            s.unlazy_keeps
+        );
+        // Walkers: every CPU but cpu0 walks; cpu0 collapses.
+        let walks = (a.round_trips / 20).max(1);
+        let collapses = (walks / 100).max(1);
+        println!(
+            "lockless walkers (walker machine, {} walkers x {} walks, {} collapses, hardware-broadcast flush):",
+            a.threads.saturating_sub(1),
+            walks,
+            collapses
+        );
+        for (name, sync) in [
+            ("targeted", SyncKind::Targeted(BeginOrder::StoreMb)),
+            ("broadcast", SyncKind::Broadcast),
+            ("rcu", SyncKind::Rcu),
+        ] {
+            let mut scripts = vec![vec![WalkOp::Collapse; collapses]];
+            scripts.extend((1..a.threads).map(|_| vec![WalkOp::Walk; walks]));
+            let m = Arc::new(WalkMachine::<64>::with(
+                WalkScenario::new(scripts),
+                sync,
+                FlushDelivery::NoIpi,
+            ));
+            let start = Instant::now();
+            WalkMachine::run(&m);
+            let t = start.elapsed();
+            let s = m.stats();
+            println!(
+                "  {name:<9} {:>8} sync IPIs ({:.2} per collapse), {:.1?}",
+                s.sync_ipis,
+                s.sync_ipis as f64 / s.collapses.max(1) as f64,
+                t
+            );
         }
     }
 

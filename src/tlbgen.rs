@@ -159,6 +159,13 @@ pub enum FlushAction {
     },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Ipi,
+    SkipLazy,
+    SkipOther,
+}
+
 /// The per-CPU `loaded_mm` and `is_lazy` words of `N` CPUs, read by flushers.
 pub struct LazyTlb<const N: usize> {
     loaded_mm: PerCpu<AtomicUsize, N>,
@@ -281,28 +288,33 @@ impl<const N: usize> LazyTlb<N> {
     /// `should_flush_tlb()`: whether a flush of `mm` (`None`: a flush of
     /// every mm, as the reclaim batch does) must IPI `cpu`.
     pub fn should_flush(&self, cpu: CpuId, mm: Option<usize>, freed_tables: bool) -> bool {
+        self.decide(cpu, mm, freed_tables) == Target::Ipi
+    }
+
+    fn decide(&self, cpu: CpuId, mm: Option<usize>, freed_tables: bool) -> Target {
         if freed_tables && !self.bug.is(Bug::FreedTablesSkipsLazy) {
-            return true;
+            return Target::Ipi;
         }
         // Acquire: pairs with `switch_mm_end`'s release.
         let loaded = self.loaded_mm.get(cpu).load(Acquire);
         // smp_rmb(): `is_lazy` at least as new as `loaded_mm`.
         fence(Acquire);
         if self.is_lazy.get(cpu).load(Relaxed) {
-            return false;
+            return Target::SkipLazy;
         }
         let Some(mm) = mm else {
-            return true;
+            return Target::Ipi;
         };
-        if loaded == SWITCHING && !self.bug.is(Bug::SwitchingNotFlushed) {
-            return true;
+        if loaded == mm || (loaded == SWITCHING && !self.bug.is(Bug::SwitchingNotFlushed)) {
+            return Target::Ipi;
         }
-        loaded == mm
+        Target::SkipOther
     }
 
     /// The CPUs of `cpumask` (other than `me`) a flush of `mm` must IPI,
     /// into `out`. Call after [`TlbGen::inc`]. Returns how many CPUs of the
-    /// cpumask it skipped (lazy, or running another mm).
+    /// cpumask it skipped because they were lazy (the IPIs lazy TLB saves;
+    /// CPUs that run another mm are skipped too, and not counted).
     pub fn flush_targets<const W: usize>(
         &self,
         me: CpuId,
@@ -311,18 +323,20 @@ impl<const N: usize> LazyTlb<N> {
         freed_tables: bool,
         out: &mut CpuSet<W>,
     ) -> usize {
-        let mut skipped = 0;
+        let mut lazy = 0;
         for cpu in cpumask.iter() {
             if cpu == me || cpu.index() >= N {
                 continue;
             }
-            if self.should_flush(cpu, mm, freed_tables) {
-                out.insert(cpu);
-            } else {
-                skipped += 1;
+            match self.decide(cpu, mm, freed_tables) {
+                Target::Ipi => {
+                    out.insert(cpu);
+                }
+                Target::SkipLazy => lazy += 1,
+                Target::SkipOther => {}
             }
         }
-        skipped
+        lazy
     }
 
     /// The CPUs of `cpumask` (other than `me`) an LDT change must IPI:

@@ -136,8 +136,9 @@ pub struct TlbStats {
     pub flushes: usize,
     /// IPIs sent by flushes (and reclaim batches).
     pub flush_ipis: usize,
-    /// CPUs of the cpumask a flush did not IPI (lazy, or on another mm).
-    pub ipis_skipped: usize,
+    /// CPUs of the cpumask a flush did not IPI because they were lazy (the
+    /// IPIs lazy TLB saves).
+    pub ipis_skipped_lazy: usize,
     /// Unlazy switches back into `M` that had to flush (fell behind).
     pub unlazy_flushes: usize,
     /// Unlazy switches back into `M` that kept their TLB.
@@ -623,7 +624,7 @@ impl<const N: usize> TlbMachine<N> {
         TlbStats {
             flushes: self.stats[S_FLUSHES].get(),
             flush_ipis: self.stats[S_IPIS].get(),
-            ipis_skipped: self.stats[S_SKIPPED].get(),
+            ipis_skipped_lazy: self.stats[S_SKIPPED].get(),
             unlazy_flushes: self.stats[S_UNLAZY_FLUSH].get(),
             unlazy_keeps: self.stats[S_UNLAZY_KEEP].get(),
             pending_flushes: self.stats[S_PENDING].get(),
