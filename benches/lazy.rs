@@ -10,6 +10,7 @@ use lazymm::cached::Cached;
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
 use lazymm::hazard::HazardLazy;
 use lazymm::loaded::LoadedMm;
+use lazymm::rcu_mm::RcuMm;
 use lazymm::refcount::Refcount;
 use lazymm::scheme::{Kernel, LazyMm, MmHandle};
 use lazymm::shootdown::Shootdown;
@@ -260,6 +261,9 @@ fn round_trips(c: &mut Criterion, group: &str, other_mm: bool) {
         g.bench_with_input(BenchmarkId::new("loaded_mm", t), &t, |b, &t| {
             b.iter_custom(|n| scaled(t, n, Arc::new(LoadedMm::<MAX_THREADS>::new()), other_mm))
         });
+        g.bench_with_input(BenchmarkId::new("rcu_mm", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(RcuMm::<MAX_THREADS>::new()), other_mm))
+        });
         if !other_mm {
             for (name, peer) in [
                 ("peer_crossbeam_epoch", Peer::Epoch),
@@ -374,7 +378,57 @@ fn per_cpu_scans<const N: usize>(
     g.bench_with_input(BenchmarkId::new("loaded_mm", N), &N, |b, _| {
         b.iter(|| l.final_drop(k, CpuId::new(0), black_box(Mm(1))))
     });
+    // rcu_mm: every CPU idle (on the kernel's mm), so the final drop's grace
+    // period ends without an IPI: one start and one end of the machinery,
+    // each reading one counter per possible CPU.
+    let r: Box<RcuMm<N>> = Box::new(RcuMm::new());
+    let before = r.grace_periods();
+    for _ in 0..1000 {
+        r.final_drop(k, CpuId::new(0), Mm(1));
+    }
+    eprintln!(
+        "final_drop_none_lazy/rcu_mm/{N}: {:.2} grace periods per free",
+        (r.grace_periods() - before) as f64 / 1000.0
+    );
+    g.bench_with_input(BenchmarkId::new("rcu_mm", N), &N, |b, _| {
+        b.iter(|| r.final_drop(k, CpuId::new(0), black_box(Mm(1))))
+    });
 }
 
-criterion_group!(benches, lazy_round_trip, exit_fixup, final_drop);
+/// The peer's exit-to-free: `crossbeam-epoch` defers a destructor, then
+/// the thread pins and flushes until it ran (one thread: no other pins
+/// hold the epoch back).
+fn epoch_defer_to_free(c: &mut Criterion) {
+    use std::sync::atomic::AtomicBool;
+    let mut g = c.benchmark_group("final_drop_none_lazy");
+    let mut flushes = 0u64;
+    let mut frees = 0u64;
+    g.bench_function("peer_crossbeam_epoch_defer_to_free", |b| {
+        b.iter(|| {
+            let ran = Arc::new(AtomicBool::new(false));
+            let r = ran.clone();
+            let guard = crossbeam_epoch::pin();
+            guard.defer(move || r.store(true, Relaxed));
+            drop(guard);
+            while !ran.load(Relaxed) {
+                crossbeam_epoch::pin().flush();
+                flushes += 1;
+            }
+            frees += 1;
+        })
+    });
+    eprintln!(
+        "final_drop_none_lazy/peer_crossbeam_epoch_defer_to_free: {:.1} pin+flush rounds per free",
+        flushes as f64 / frees.max(1) as f64
+    );
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    lazy_round_trip,
+    exit_fixup,
+    final_drop,
+    epoch_defer_to_free
+);
 criterion_main!(benches);

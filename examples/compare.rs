@@ -93,6 +93,7 @@ mod imp {
     use lazymm::hazard::HazardLazy;
     use lazymm::loaded::LoadedMm;
     use lazymm::model::{Machine, MmId, Op, Scenario, SplitMix, Stats, MAX_CPUS};
+    use lazymm::rcu_mm::RcuMm;
     use lazymm::refcount::Refcount;
     use lazymm::scheme::LazyMm;
     use lazymm::shootdown::Shootdown;
@@ -575,7 +576,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
         }
     }
 
-    fn entries<const C: usize>() -> [Entry; 6] {
+    fn entries<const C: usize>() -> [Entry; 7] {
         use MmField::*;
         [
             Entry::new::<Refcount, Refcount, Refcount>(&[Count]),
@@ -584,6 +585,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
             Entry::new::<Cached<C>, Cached<1>, Cached<2>>(&[Count]),
             Entry::new::<HazardLazy<C>, HazardLazy<1>, HazardLazy<2>>(&[]),
             Entry::new::<LoadedMm<C>, LoadedMm<1>, LoadedMm<2>>(&[]),
+            Entry::new::<RcuMm<C>, RcuMm<1>, RcuMm<2>>(&[Cpumask]),
         ]
     }
 
@@ -593,7 +595,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
             const SLOT_CHOICES: &[usize] = &[$($n),*];
 
             /// The schemes at `slots` CPU slots (one of [`SLOT_CHOICES`]).
-            fn schemes(slots: usize) -> [Entry; 6] {
+            fn schemes(slots: usize) -> [Entry; 7] {
                 match slots {
                     $($n => entries::<$n>(),)*
                     _ => unreachable!("slot count {slots} is not a slot choice"),
@@ -966,13 +968,14 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
             .draw()?;
         for (i, r) in rows.iter().enumerate() {
             // Distinct, dark enough on white (a "tab10"-like palette).
-            const COLORS: [RGBColor; 6] = [
+            const COLORS: [RGBColor; 7] = [
                 RGBColor(214, 39, 40),
                 RGBColor(31, 119, 180),
                 RGBColor(44, 160, 44),
                 RGBColor(255, 127, 14),
                 RGBColor(148, 103, 189),
                 RGBColor(140, 86, 75),
+                RGBColor(23, 190, 207),
             ];
             let color = COLORS[i % COLORS.len()].to_rgba();
             let pts: Vec<(usize, f64)> = r.m.sweep.iter().map(|p| (p.threads, p.ns)).collect();

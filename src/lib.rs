@@ -60,6 +60,7 @@ pub mod cpu;
 pub mod hazard;
 pub mod loaded;
 pub mod rcu;
+pub mod rcu_mm;
 pub mod refcount;
 pub mod scheme;
 pub mod shootdown;

@@ -54,6 +54,19 @@ use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
 use crate::sync::{smp_mb, smp_mb_after_atomic, AtomicBool, AtomicUsize, Ordering::*};
 
+crate::sync::const_fn! {
+    fn snap_array<const N: usize>() -> [AtomicUsize; N] {
+        #[cfg(not(loom))]
+        {
+            [const { AtomicUsize::new(0) }; N]
+        }
+        #[cfg(loom)]
+        {
+            core::array::from_fn(|_| AtomicUsize::new(0))
+        }
+    }
+}
+
 /// Known-bad variants of the grace-period machinery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
@@ -78,6 +91,80 @@ pub enum Progress {
     Ended,
 }
 
+/// A per-CPU queue of deferred callbacks (`call_rcu()`): items wait with
+/// their [`Cookie`] until its grace period ends. Fixed capacity, no
+/// allocation; owned by one CPU (`&mut self`), as Linux's per-CPU callback
+/// lists are. Cookies never decrease, so the queue is FIFO and the ready
+/// items are at its head.
+pub struct RcuQueue<T, const CAP: usize> {
+    slots: [Option<(Cookie, T)>; CAP],
+    head: usize,
+    len: usize,
+}
+
+impl<T, const CAP: usize> Default for RcuQueue<T, CAP> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, const CAP: usize> RcuQueue<T, CAP> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            slots: core::array::from_fn(|_| None),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Queued items.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues `item` until the grace period of `cookie` ends; gives it back
+    /// when the queue is full (the caller then waits for a grace period
+    /// itself, as `synchronize_rcu()` would).
+    ///
+    /// # Panics
+    /// If `cookie` is older than the last queued one (cookies come from
+    /// [`Rcu::snap`], which never goes back).
+    pub fn push(&mut self, cookie: Cookie, item: T) -> Result<(), T> {
+        if self.len == CAP {
+            return Err(item);
+        }
+        if self.len > 0 {
+            let last = (self.head + self.len - 1) % CAP;
+            let prev = self.slots[last].as_ref().map(|(c, _)| *c);
+            assert!(prev.is_none_or(|p| p <= cookie), "RCU cookie went back");
+        }
+        self.slots[(self.head + self.len) % CAP] = Some((cookie, item));
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The oldest item whose grace period has ended, if any.
+    pub fn pop_ready<const N: usize>(&mut self, rcu: &Rcu<N>) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let (cookie, _) = self.slots[self.head].as_ref()?;
+        if !rcu.done(*cookie) {
+            return None;
+        }
+        let (_, item) = self.slots[self.head].take()?;
+        self.head = (self.head + 1) % CAP;
+        self.len -= 1;
+        Some(item)
+    }
+}
+
 /// A grace-period cookie from [`Rcu::snap`]; pass it to [`Rcu::done`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cookie(usize);
@@ -87,8 +174,8 @@ pub struct Rcu<const N: usize> {
     /// Per-CPU counter: bit 0 = active, `+2` per quiescent state.
     ctr: PerCpu<AtomicUsize, N>,
     /// The driver's snapshot of `ctr` (only the driver, holding `driving`,
-    /// writes or reads it).
-    snap: PerCpu<AtomicUsize, N>,
+    /// writes or reads it: packed, not padded).
+    snap: [AtomicUsize; N],
     /// Twice the number of GPs completed, plus 1 while one runs.
     gp_seq: AtomicUsize,
     /// Held by the CPU that advances the GP machinery.
@@ -109,7 +196,7 @@ impl<const N: usize> Rcu<N> {
         pub fn new() -> Self {
             Self {
                 ctr: PerCpu::from_padded(crate::cpu::padded_array!(N, AtomicUsize::new(0))),
-                snap: PerCpu::from_padded(crate::cpu::padded_array!(N, AtomicUsize::new(0))),
+                snap: snap_array(),
                 gp_seq: AtomicUsize::new(0),
                 driving: AtomicBool::new(false),
                 bug: BugSwitch::off(),
@@ -163,6 +250,12 @@ impl<const N: usize> Rcu<N> {
         let old = self.ctr.get(cpu).fetch_add(1, Relaxed);
         smp_mb_after_atomic();
         assert!(old & 1 == 0, "RCU idle_exit on {cpu}, which is not idle");
+    }
+
+    /// Whether `cpu` is in an extended quiescent state. Acquire: pairs with
+    /// the release of its `idle_enter` (what it did before is visible).
+    pub fn is_idle(&self, cpu: CpuId) -> bool {
+        self.ctr.get(cpu).load(Acquire) & 1 == 0
     }
 
     /// The cookie of a full grace period from now: call after the update
@@ -222,13 +315,13 @@ impl<const N: usize> Rcu<N> {
             smp_mb();
             for (cpu, c) in self.ctr.iter() {
                 // Acquire: pairs with the release of the CPU's last change.
-                self.snap.get(cpu).store(c.load(Acquire), Relaxed);
+                self.snap[cpu.index()].store(c.load(Acquire), Relaxed);
             }
             return Progress::Started;
         }
         if !self.bug.is(Bug::NoWait) {
             for (cpu, c) in self.ctr.iter() {
-                let at_start = self.snap.get(cpu).load(Relaxed);
+                let at_start = self.snap[cpu.index()].load(Relaxed);
                 // Acquire: pairs with `quiescent`/`idle_enter`'s release, so
                 // the CPU's section happens before the GP end.
                 if at_start & 1 == 1 && c.load(Acquire) == at_start {

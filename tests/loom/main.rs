@@ -12,6 +12,7 @@ mod external;
 mod hazard;
 mod litmus;
 mod loaded;
+mod rcu_mm;
 mod refcount;
 mod shootdown;
 mod tagged;

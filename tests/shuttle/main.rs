@@ -14,6 +14,7 @@ mod common;
 mod external;
 mod hazard;
 mod loaded;
+mod rcu_mm;
 mod refcount;
 mod replay;
 mod shootdown;
