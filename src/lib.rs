@@ -56,6 +56,7 @@ extern crate std;
 pub mod batched;
 pub mod bugs;
 pub mod cached;
+pub mod checked;
 pub mod cpu;
 pub mod hazard;
 pub mod loaded;

@@ -1,0 +1,106 @@
+//! [`Checked`]: any scheme, with the scheduler's side of the contract
+//! checked — entering lazy mode twice, leaving (or handing on) a lazy use
+//! the CPU does not have — as a documented panic instead of silent
+//! corruption of the scheme's counts.
+//!
+//! Schemes without per-CPU state (refcount, shootdown, rcu_mm) cannot see
+//! these mistakes themselves; the per-CPU ones check what they can (tagged
+//! and hazard panic on a leave without an enter). Wrap the scheme while
+//! bringing a kernel up; the cost is one per-CPU word and a few relaxed
+//! accesses per hook.
+
+use crate::cpu::{CpuId, PerCpu};
+use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::sync::{AtomicUsize, Ordering::*};
+
+/// `S` with the lazy-mode contract checked on `N` CPUs.
+pub struct Checked<S, const N: usize> {
+    inner: S,
+    /// Per CPU: the word of the mm it uses lazily, or 0. Only its own CPU
+    /// writes it (hooks run on their CPU, preemption off).
+    lazy: PerCpu<AtomicUsize, N>,
+}
+
+impl<S: Default, const N: usize> Default for Checked<S, N> {
+    fn default() -> Self {
+        Self::new(S::default())
+    }
+}
+
+impl<S, const N: usize> Checked<S, N> {
+    /// Wraps `inner`; every CPU starts not lazy.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            lazy: PerCpu::from_fn(|_| AtomicUsize::new(0)),
+        }
+    }
+
+    /// The wrapped scheme.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn expect_lazy<M: MmHandle>(&self, hook: &str, cpu: CpuId, mm: M) {
+        let now = self.lazy.get(cpu).load(Relaxed);
+        if now != mm.to_word() {
+            if now == 0 {
+                panic!("lazymm: {hook} on {cpu}, which is not lazy (left twice, or never entered)");
+            }
+            panic!("lazymm: {hook} on {cpu} for {mm:?}, but it is lazy on another mm");
+        }
+    }
+}
+
+impl<K: Kernel, S: LazyMm<K>, const N: usize> LazyMm<K> for Checked<S, N> {
+    const NAME: &'static str = S::NAME;
+
+    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        let slot = self.lazy.get(cpu);
+        assert!(
+            slot.load(Relaxed) == 0,
+            "lazymm: enter_lazy on {cpu}, which is already lazy (entered twice)"
+        );
+        // Relaxed: only this CPU reads it.
+        slot.store(mm.to_word(), Relaxed);
+        self.inner.enter_lazy(k, cpu, mm);
+    }
+
+    fn transfer_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        self.expect_lazy("transfer_lazy", cpu, mm);
+        self.inner.transfer_lazy(k, cpu, mm);
+    }
+
+    fn switching_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+        self.inner.switching_mm(k, cpu, prev, next);
+    }
+
+    fn switch_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+        self.inner.switch_mm(k, cpu, prev, next);
+    }
+
+    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
+        self.expect_lazy("leave_lazy", cpu, mm);
+        self.lazy.get(cpu).store(0, Relaxed);
+        self.inner.leave_lazy(k, cpu, mm, next);
+    }
+
+    fn mm_users_zero(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        self.inner.mm_users_zero(k, cpu, mm);
+    }
+
+    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        self.inner.final_drop(k, cpu, mm);
+    }
+
+    fn cpu_dead(&self, k: &K, cpu: CpuId) {
+        self.lazy.get(cpu).store(0, Relaxed);
+        self.inner.cpu_dead(k, cpu);
+    }
+
+    fn lazy_shot(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        self.expect_lazy("lazy_shot", cpu, mm);
+        self.lazy.get(cpu).store(0, Relaxed);
+        self.inner.lazy_shot(k, cpu, mm);
+    }
+}
