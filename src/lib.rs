@@ -14,14 +14,67 @@
 //! * [`cpu`] — [`CpuId`](cpu::CpuId), [`CpuSet`](cpu::CpuSet),
 //!   [`AtomicCpuSet`](cpu::AtomicCpuSet), [`PerCpu`](cpu::PerCpu).
 //! * [`scheme`] — the hooks a scheduler calls ([`LazyMm`](scheme::LazyMm)) and
-//!   what a scheme needs from its kernel ([`Kernel`](scheme::Kernel)).
-//! * The schemes: [`refcount`] (Linux's default), [`shootdown`] (Piggin's
-//!   shoot-lazies), [`tagged`] (Lutomirski's tagged per-CPU word, and its
-//!   RFC v2 placement), [`cached`] (van Riel's per-CPU cached reference),
-//!   [`hazard`] (Desnoyers' per-CPU hazard pointers, as a domain of their own
-//!   and as a lazy-mm scheme), [`loaded`] (Torvalds' "`loaded_mm` is the
-//!   truth").
-//! * [`model`] (feature `model`) — the simulated machine and its oracle.
+//!   what a scheme needs from its kernel ([`Kernel`](scheme::Kernel));
+//!   [`platform`] — the current CPU as a pin guard, IPIs with wait, the local
+//!   TLB flush; [`checked`] — any scheme with the lazy-mode contract checked.
+//! * The lazy-mm schemes: [`refcount`] (Linux's default), [`shootdown`]
+//!   (Piggin's shoot-lazies), [`tagged`] (Lutomirski's tagged per-CPU word,
+//!   and its RFC v2 placement), [`cached`] (van Riel's per-CPU cached
+//!   reference), [`hazard`] (Desnoyers' per-CPU hazard pointers, as a domain
+//!   of their own and as a lazy-mm scheme), [`loaded`] (Torvalds'
+//!   "`loaded_mm` is the truth"), [`rcu_mm`] (RCU-deferred free, correct for
+//!   idle CPUs, over the small RCU of [`rcu`]).
+//! * TLB coherence: [`tlbgen`] (lazy TLB generations, `freed_tables` and
+//!   LDT IPIs), [`batched`] (batched unmap flushes and
+//!   `flush_tlb_batched_pending()`), [`walk`] (targeted sync IPIs for
+//!   lockless page-table walkers).
+//! * [`model`] (feature `model`) — the simulated machines and their oracles:
+//!   the lazy-mm machine, the TLB machine (`model::tlb`), the walker machine
+//!   (`model::walk`), and the public harness (`model::harness`) that checks a
+//!   scheme of your own with loom or shuttle in one call.
+//!
+//! ## Guide: from "my kernel does Linux-style lazy TLB" to a verified scheme
+//!
+//! 1. **Do you keep the previous mm loaded in kernel threads?** If every
+//!    switch to a kernel thread loads the kernel's own page tables, you need
+//!    none of this. If you keep the old mm (saving the CR3 write and the TLB
+//!    refill), something must keep that mm alive: pick a scheme.
+//! 2. **Pick a scheme** (numbers: BENCHMARKS.md; verdicts: VERIFICATION.md):
+//!    * few CPUs, simplest code: [`refcount`] — two atomics on the mm's
+//!      count per lazy round trip, the line bounces between CPUs;
+//!    * you already track which CPUs may hold an mm (a cpumask you never
+//!      clear early): [`shootdown`] — nothing on the switch path, one IPI
+//!      round per process exit;
+//!    * no IPIs at exit, nothing shared on the same-mm round trip:
+//!      [`tagged`] (one `xchg` on the CPU's own word when the mm changes) or
+//!      [`cached`] (a reference cached per CPU; the mm outlives its users
+//!      while a CPU stays lazy on it);
+//!    * you already have per-CPU "what is loaded" state: [`loaded`] — the
+//!      exit reads one word per possible CPU and IPIs those on the mm;
+//!    * you have RCU and want frees off the exit path: [`rcu_mm`] — lazy
+//!      CPUs are not quiescent until they load another mm; the wait is
+//!      bounded by an IPI to the holdouts;
+//!    * [`hazard`] if you have hazard pointers for other objects.
+//! 3. **Implement [`Kernel`](scheme::Kernel)** on your mm type and IPI code:
+//!    `mmgrab`/`mmdrop` (references on `mm_count`), `mm_users`,
+//!    `mm_cpumask`, `shoot_lazies` (IPI a set, switch the lazy ones to your
+//!    own mm, wait), and `serve_ipis` if a waiting CPU must serve its own
+//!    mailbox. The [`platform`] traits give the TLB and walker protocols a
+//!    pinned CPU, IPIs and local flushes.
+//! 4. **Call the hooks** where Linux's `context_switch()` would: user →
+//!    kernel thread `enter_lazy`; kernel → kernel `transfer_lazy`; kernel →
+//!    user: load the mm (`switching_mm`, `switch_mm`) then, after the
+//!    switch, `leave_lazy`; `exit_mm()` makes the exiting task a lazy user of
+//!    its own mm; `mm_users_zero` and `final_drop` from your `mmput` /
+//!    `mmdrop`. `examples/kernel.rs` is a toy kernel doing exactly this, for
+//!    every scheme; wrap the scheme in [`checked::Checked`] while you bring
+//!    it up.
+//! 5. **TLB coherence**, if you flush remote TLBs by IPI: [`tlbgen`] gives
+//!    lazy CPUs generations instead of IPIs; [`batched`] if you batch unmap
+//!    flushes; [`walk`] if you walk page tables locklessly.
+//! 6. **Check your own variant**: implement [`LazyMm`](scheme::LazyMm) and
+//!    run it through `model::harness` under loom and shuttle
+//!    (`tests/loom/external.rs` is the example).
 //!
 //! ## Features
 //!
@@ -60,6 +113,7 @@ pub mod checked;
 pub mod cpu;
 pub mod hazard;
 pub mod loaded;
+pub mod platform;
 pub mod rcu;
 pub mod rcu_mm;
 pub mod refcount;

@@ -53,7 +53,7 @@
 //!
 //! Variants: `bug_idle_is_quiescent`, and the grace-period machinery's
 //! `bug_gp_one_short` and `bug_no_wait` (a callback run before its grace
-//! period ends) through [`RcuMm::with_rcu_bug`].
+//! period ends) through `RcuMm::with_rcu_bug` (checker builds).
 
 use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet};

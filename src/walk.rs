@@ -208,6 +208,17 @@ impl<const N: usize> WalkTracker<N> {
         }
     }
 
+    /// [`sync`](Self::sync) on a pinned CPU through the platform's IPI.
+    pub fn sync_pinned<M: MmHandle, P: crate::platform::IpiSync>(
+        &self,
+        platform: &P,
+        pin: &crate::platform::CpuPin<'_>,
+        mm: M,
+        nr_cpus: usize,
+    ) -> usize {
+        self.sync(pin.cpu(), mm, nr_cpus, |t| platform.ipi_and_wait(pin, t))
+    }
+
     /// `tlb_remove_table_sync_mm()`: computes the walkers of `mm` (other
     /// than `me`) and calls `ipi_and_wait` with them if there are any
     /// (the platform sends an empty IPI to each and waits for it to run).

@@ -47,6 +47,7 @@
 use super::mailbox::Mailboxes;
 use crate::batched::{FlushBatched, PteLock};
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
+use crate::platform::{CpuPin, LocalTlb};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc};
 use crate::sync::{AtomicU64, AtomicUsize, Ordering::*, UnsafeCell};
@@ -173,6 +174,21 @@ fn pte_version(w: usize) -> u64 {
 }
 fn pte_present(w: usize) -> bool {
     w & 1 == 1
+}
+
+impl<const N: usize> LocalTlb for TlbMachine<N> {
+    type Mm = usize;
+
+    fn flush_local(&self, pin: &CpuPin<'_>, mm: usize) {
+        assert_eq!(mm, MM, "the TLB machine has one user mm");
+        // Acquire: the page-table version of the generation being caught up
+        // with (or newer).
+        let pt = self.pt_version.load(Acquire);
+        self.with_priv(pin.cpu(), |p| {
+            p.tlb = [None; PTES];
+            p.pwc = pt;
+        });
+    }
 }
 
 /// The TLB machine on `N` CPU slots.
@@ -371,13 +387,10 @@ impl<const N: usize> TlbMachine<N> {
 
     /// Flushes this CPU's context for `M` up to `gen`.
     fn flush_local(&self, cpu: CpuId, gen: u64) {
-        // Acquire: the page-table version of generation `gen` (or newer).
-        let pt = self.pt_version.load(Acquire);
-        self.with_priv(cpu, |p| {
-            p.tlb = [None; PTES];
-            p.pwc = pt;
-            p.ctx_gen = Some(gen);
-        });
+        // SAFETY: `cpu`'s own thread runs this; a machine CPU never migrates.
+        let pin = unsafe { CpuPin::new(cpu) };
+        LocalTlb::flush_local(self, &pin, MM);
+        self.with_priv(cpu, |p| p.ctx_gen = Some(gen));
     }
 
     fn use_memory(&self, cpu: CpuId) {

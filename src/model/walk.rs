@@ -33,6 +33,7 @@
 use super::mailbox::Mailboxes;
 use super::{race_is_uaf, Doorbell};
 use crate::cpu::{CpuId, CpuSet};
+use crate::platform::{CpuPin, IpiSync};
 use crate::rcu::{Progress, Rcu};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc};
@@ -63,6 +64,12 @@ pub enum SyncKind {
     /// v7: skip the sync when the flush was delivered by IPI to every CPU
     /// ([`sync_needed`]), else a targeted sync.
     SkipIfFlushIpid(BeginOrder),
+}
+
+impl<const N: usize> IpiSync for WalkMachine<N> {
+    fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &CpuSet) {
+        self.send_ipis(pin.cpu(), targets);
+    }
 }
 
 /// The page-table page id the oracle prints.
@@ -357,9 +364,9 @@ impl<const N: usize> WalkMachine<N> {
     }
 
     fn targeted_sync(&self, cpu: CpuId) {
-        let n = self.tracker.sync(cpu, MM, self.nr_cpus(), |t| {
-            self.send_ipis(cpu, t);
-        });
+        // SAFETY: `cpu`'s own thread runs this; a machine CPU never migrates.
+        let pin = unsafe { CpuPin::new(cpu) };
+        let n = self.tracker.sync_pinned(self, &pin, MM, self.nr_cpus());
         self.sync_ipis.add(n);
     }
 
