@@ -1,7 +1,7 @@
 //! A toy kernel that adopts lazymm: the code a kernel developer writes around
 //! a scheme, against the crate's public API only (`lazymm::scheme`,
-//! `lazymm::cpu` and the schemes; not the simulated machine of
-//! `lazymm::model`).
+//! `lazymm::platform`, `lazymm::cpu` and the schemes; not the simulated
+//! machine of `lazymm::model`).
 //!
 //! ```text
 //! cargo run --release --example kernel [-- --scheme NAME|all --cpus N --processes P --seed S]
@@ -13,7 +13,8 @@
 //! threads; it switches between them and exits the user threads; the last
 //! thread of a process takes its mm through `mm_users` = 0 and the final
 //! `mmdrop()`. Per scheme it prints the switches done, processes exited,
-//! IPIs sent and mms freed, and asserts that every mm was freed exactly once.
+//! IPIs sent (shoot-lazy and sync), local TLB flushes and mms freed, and
+//! asserts that every mm was freed exactly once.
 //!
 //! # What a kernel implements
 //!
@@ -46,7 +47,7 @@
 //!     switch_mm_irqs_off(active_mm -> next->mm), if they differ:
 //!                                      switching_mm(prev_mm, next_mm)
 //!                                      set our bit in next_mm's cpumask
-//!                                      load next_mm's page tables
+//!                                      load next_mm's page tables, flush_local(next_mm)
 //!                                      clear our bit in prev_mm's cpumask (release)
 //!                                      switch_mm(prev_mm, next_mm)
 //!     finish_task_switch(), prev had no mm and active_mm was a user mm:
@@ -56,6 +57,7 @@
 //!   (interrupts on: serve IPIs)
 //!   mmput(): mm_users -= 1 (AcqRel); at 0, __mmput():
 //!                                      mm_users_zero(mm); exit_mmap(); mmdrop(mm)
+//!   exit_mmap(), free_pgtables():      ipi_and_wait(mm's cpumask but us), then tear down
 //! mmdrop(): mm_count -= 1 (AcqRel); at 0, __mmdrop():
 //!                                      final_drop(mm); free the mm
 //! shoot-lazy IPI, on a CPU whose active_mm is mm:
@@ -65,9 +67,11 @@
 //! ```
 //!
 //! No hook is called for the kernel's own mm (`init_mm`, `None` here): it is
-//! never freed. The hooks run with preemption off; the toy serves IPIs only
-//! at the top of its scheduler loop, between `exit_mm()` and `mmput()`,
-//! while it waits for acknowledgements, and in its idle loop.
+//! never freed. The hooks run with preemption off: the scheduler holds a
+//! `CpuPin` across the hook calls of a switch and passes its CPU to them.
+//! The toy serves IPIs only at the top of its scheduler loop, between
+//! `exit_mm()` and `mmput()`, while it waits for acknowledgements, and in its
+//! idle loop.
 //!
 //! One choice the toy makes on purpose: it clears its bit in the previous
 //! mm's cpumask *before* calling the scheme's `switch_mm` hook, because a
@@ -77,6 +81,25 @@
 //! The toy keeps every `mm_struct` in a table and marks it freed instead of
 //! giving the memory back, and checks that flag on every use: a lifetime bug
 //! in a scheme panics with "use-after-free" instead of reading freed memory.
+//!
+//! # Platform traits
+//!
+//! What the toy implements on `ToyKernel`, and what any kernel implements:
+//!
+//! * `lazymm::scheme::Kernel`: the references, `mm_users`, the cpumask and
+//!   the shoot-lazy IPI that a scheme calls (above).
+//! * `lazymm::platform::CurrentCpu`: `pin()` returns a `CpuPin` naming the
+//!   running CPU, which cannot migrate while it lives; the toy reads a
+//!   thread-local CPU id that each CPU thread sets when it starts, where a
+//!   kernel reads its per-CPU area (`smp_processor_id()` with preemption
+//!   disabled).
+//! * `lazymm::platform::IpiSync`: an empty IPI to a set of CPUs, waiting for
+//!   each to take it; the toy queues an empty request in each target's
+//!   mailbox, with the same code as its shoot-lazy IPI, and sends one from
+//!   `exit_mmap()`.
+//! * `lazymm::platform::LocalTlb`: a flush of this CPU's TLB entries of an
+//!   mm; the toy has no TLB, so it only counts one flush at every page-table
+//!   base change, as a stand-in for the hardware flush.
 
 #[cfg(any(loom, lazymm_shuttle))]
 fn main() {
@@ -96,10 +119,12 @@ mod toy {
     use lazymm::cpu::{CpuId, CpuSet};
     use lazymm::hazard::HazardLazy;
     use lazymm::loaded::LoadedMm;
+    use lazymm::platform::{CpuPin, CurrentCpu, IpiSync, LocalTlb};
     use lazymm::refcount::Refcount;
     use lazymm::scheme::{Kernel, LazyMm, MmHandle};
     use lazymm::shootdown::Shootdown;
     use lazymm::tagged::Tagged;
+    use std::cell::Cell;
     use std::collections::VecDeque;
     use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
     use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
@@ -196,10 +221,20 @@ mod toy {
         loaded_mm: Option<Mm>,
     }
 
-    /// A shoot-lazy request in a CPU's mailbox.
+    /// What an IPI asks its target to run.
+    #[derive(Clone, Copy, Debug)]
+    enum Call {
+        /// Nothing (`tlb_remove_table_smp_sync()`): taking the interrupt is
+        /// the point ([`IpiSync`]).
+        Sync,
+        /// `do_shoot_lazy_tlb(mm)` ([`Kernel::shoot_lazies`]).
+        ShootLazy(Mm),
+    }
+
+    /// A request in a CPU's mailbox.
     struct Ipi {
         from: CpuId,
-        mm: Mm,
+        call: Call,
     }
 
     struct Cpu {
@@ -214,8 +249,22 @@ mod toy {
     struct Stats {
         switches: AtomicU64,
         exited: AtomicU64,
+        /// Shoot-lazy IPIs sent to other CPUs.
         ipis: AtomicU64,
+        /// Empty IPIs sent to other CPUs ([`IpiSync`]).
+        sync_ipis: AtomicU64,
+        /// Local TLB flushes ([`LocalTlb`]; the toy only counts them).
+        tlb_flushes: AtomicU64,
         freed: AtomicU64,
+    }
+
+    thread_local! {
+        /// The CPU this thread is: set once when a CPU thread starts, before
+        /// it runs any kernel code, and never changed (`None` off the CPU
+        /// threads). A real kernel reads the CPU number from its per-CPU area
+        /// (`smp_processor_id()`) with preemption disabled; a toy CPU *is*
+        /// its thread, so nothing it runs can migrate to another CPU.
+        static THIS_CPU: Cell<Option<CpuId>> = const { Cell::new(None) };
     }
 
     // ------------------------------------------------------ the scheme --
@@ -366,7 +415,8 @@ mod toy {
         }
 
         /// `context_switch()` to `next`, with `finish_task_switch()`.
-        fn context_switch(&self, cpu: CpuId, next: Curr) {
+        fn context_switch(&self, pin: &CpuPin<'_>, next: Curr) {
+            let cpu = pin.cpu(); // what every hook of this switch is given
             let prev = self.state(cpu);
             if prev.curr == next {
                 return; // picked the running task again
@@ -388,7 +438,7 @@ mod toy {
                     }
                 }
                 Some(mm) => {
-                    self.switch_mm(cpu, Some(mm));
+                    self.switch_mm(pin, Some(mm));
                     self.update(cpu, |s| {
                         s.curr = next;
                         s.active_mm = Some(mm);
@@ -406,7 +456,8 @@ mod toy {
         }
 
         /// `switch_mm_irqs_off()`: load `next`'s page tables (`None`: init_mm's).
-        fn switch_mm(&self, cpu: CpuId, next: Option<Mm>) {
+        fn switch_mm(&self, pin: &CpuPin<'_>, next: Option<Mm>) {
+            let cpu = pin.cpu();
             let prev = self.state(cpu).loaded_mm;
             if prev == next {
                 return;
@@ -419,8 +470,10 @@ mod toy {
                 // the bit.
                 self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
             }
-            // load_new_mm_cr3(): from here the hardware walks `next`.
+            // load_new_mm_cr3(): from here the hardware walks `next`, with
+            // none of the TLB entries this CPU had before.
             self.update(cpu, |s| s.loaded_mm = next);
+            self.flush_local(pin, next);
             self.touch(cpu);
             if let Some(p) = prev {
                 // Release: pairs with mm_cpumask()'s acquire; our last use of
@@ -432,7 +485,8 @@ mod toy {
         }
 
         /// `do_exit()` of the running user task: `exit_mm()`, then `mmput()`.
-        fn exit(&self, cpu: CpuId) {
+        fn exit(&self, pin: &CpuPin<'_>) {
+            let cpu = pin.cpu();
             let Curr::User(mm) = self.state(cpu).curr else {
                 panic!("{cpu} exits without a user task");
             };
@@ -440,21 +494,38 @@ mod toy {
             // keeps the mm loaded, lazily, until the next switch.
             self.scheme.enter_lazy(self, cpu, mm);
             self.update(cpu, |s| s.curr = Curr::Dead);
-            self.serve_ipis(cpu); // interrupts are on between the two
+            self.flush_call_queue(pin); // interrupts are on between the two
             self.touch(cpu);
-            self.mmput(cpu, mm);
+            self.mmput(pin, mm);
         }
 
-        fn mmput(&self, cpu: CpuId, mm: Mm) {
+        fn mmput(&self, pin: &CpuPin<'_>, mm: Mm) {
+            let cpu = pin.cpu();
             // Release: this thread's uses happen before the teardown;
             // acquire on the last one, so the teardown happens after all.
             if self.use_mm(cpu, mm).mm_users.fetch_sub(1, AcqRel) == 1 {
                 // __mmput()
                 self.scheme.mm_users_zero(self, cpu, mm);
-                self.use_mm(cpu, mm).torn_down.store(true, Relaxed); // exit_mmap()
+                self.exit_mmap(pin, mm);
                 self.stats.exited.fetch_add(1, Relaxed);
                 self.mmdrop(cpu, mm); // the users' reference
             }
+        }
+
+        /// `exit_mmap()`: unmap everything and free the page tables. Before
+        /// `free_pgtables()` gives a page-table page back, a kernel that does
+        /// not free page tables by RCU waits out the lockless walkers
+        /// (GUP-fast, which walks its own loaded `current->mm` with
+        /// interrupts off) with an empty IPI, `tlb_remove_table_sync_one()`.
+        /// Linux broadcasts it to every other CPU; the toy sends it to the
+        /// other CPUs of the mm's cpumask, the ones that may have it loaded.
+        fn exit_mmap(&self, pin: &CpuPin<'_>, mm: Mm) {
+            let mut cpus = self.mm_cpumask(mm);
+            cpus.remove(pin.cpu());
+            if !cpus.is_empty() {
+                self.ipi_and_wait(pin, &cpus);
+            }
+            self.use_mm(pin.cpu(), mm).torn_down.store(true, Relaxed);
         }
 
         /// `__mmdrop()`: `mm_count` reached 0.
@@ -478,7 +549,8 @@ mod toy {
         }
 
         /// `do_shoot_lazy_tlb()`: the shoot-lazy IPI handler.
-        fn do_shoot_lazy_tlb(&self, cpu: CpuId, mm: Mm) {
+        fn do_shoot_lazy_tlb(&self, pin: &CpuPin<'_>, mm: Mm) {
+            let cpu = pin.cpu();
             let st = self.state(cpu);
             if st.active_mm != Some(mm) {
                 return; // left it meanwhile
@@ -488,20 +560,140 @@ mod toy {
                 Some(mm),
                 "shootdown of {mm:?} on {cpu}, which runs one of its threads"
             );
-            self.switch_mm(cpu, None);
+            self.switch_mm(pin, None);
             self.update(cpu, |s| s.active_mm = None);
             self.scheme.lazy_shot(self, cpu, mm);
         }
 
         /// `sched_force_init_mm()`: the CPU's last switch, to `init_mm`.
-        fn cpu_down(&self, cpu: CpuId) {
+        fn cpu_down(&self, pin: &CpuPin<'_>) {
+            let cpu = pin.cpu();
             let st = self.state(cpu);
             assert_eq!(st.curr.mm(), None, "{cpu} goes down running a user thread");
-            self.switch_mm(cpu, None);
+            self.switch_mm(pin, None);
             self.update(cpu, |s| s.active_mm = None);
             if let Some(mm) = st.active_mm {
                 self.scheme.leave_lazy(self, cpu, mm, None);
             }
+        }
+
+        // ------------------------------------------------------ IPIs --
+
+        /// `smp_call_function_many_cond(targets, call, wait = 1)`, the one
+        /// IPI path of the toy: queues `call` in the mailbox of every CPU of
+        /// `targets` but ours, runs it here if `targets` has us, and returns
+        /// once every other target has run it and acknowledged, serving our
+        /// own IPIs while we wait (two CPUs calling each other must not
+        /// deadlock). Returns the number of IPIs sent.
+        fn call_many(&self, pin: &CpuPin<'_>, targets: &CpuSet, call: Call) -> u64 {
+            let cpu = pin.cpu();
+            let me = self.cpu(cpu);
+            assert_eq!(
+                me.acks_pending.load(Relaxed),
+                0,
+                "nested IPI call on {cpu}: {call:?}"
+            );
+            let remote: Vec<CpuId> = targets.iter().filter(|&c| c != cpu).collect();
+            me.acks_pending.store(remote.len(), Relaxed);
+            for &t in &remote {
+                // The mailbox lock publishes the request.
+                self.cpu(t)
+                    .mailbox
+                    .lock()
+                    .unwrap()
+                    .push(Ipi { from: cpu, call });
+            }
+            if targets.contains(cpu) {
+                self.run_call(pin, call); // the local call
+            }
+            // Acquire: pairs with each handler's release acknowledgement, so
+            // what the handler did (a switch away from an mm) happens before
+            // whatever we do next (free it).
+            while me.acks_pending.load(Acquire) != 0 {
+                self.flush_call_queue(pin);
+                // cpu_relax(); the toy's CPUs may share host cores.
+                std::thread::yield_now();
+            }
+            remote.len() as u64
+        }
+
+        /// The handler of an IPI (or the local call).
+        fn run_call(&self, pin: &CpuPin<'_>, call: Call) {
+            match call {
+                Call::Sync => {}
+                Call::ShootLazy(mm) => self.do_shoot_lazy_tlb(pin, mm),
+            }
+        }
+
+        /// `flush_smp_call_function_queue()`: runs the requests pending in
+        /// our mailbox and acknowledges each (the IPI interrupt handler).
+        fn flush_call_queue(&self, pin: &CpuPin<'_>) {
+            let mail = std::mem::take(&mut *self.cpu(pin.cpu()).mailbox.lock().unwrap());
+            for ipi in mail {
+                self.run_call(pin, ipi.call);
+                // Release: the acknowledgement; what the handler did happens
+                // before whatever the sender does next.
+                self.cpu(ipi.from).acks_pending.fetch_sub(1, Release);
+            }
+        }
+
+        /// A pin for `cpu`, which a scheme names as the CPU it calls from:
+        /// `get_cpu()` again (pins nest), checked against the CPU we run on.
+        #[track_caller]
+        fn pin_as(&self, cpu: CpuId) -> CpuPin<'_> {
+            let pin = self.pin();
+            assert_eq!(pin.cpu(), cpu, "a call for {cpu} runs on {}", pin.cpu());
+            pin
+        }
+    }
+
+    // SAFETY: a CPU of the toy is one std thread, which sets `THIS_CPU` to
+    // its own id before it runs any kernel code and never changes it; the
+    // toy never runs a CPU's code on another thread (a task, an IPI handler
+    // and every hook run on their CPU's thread), and it runs one kernel at a
+    // time. So the id read here is the CPU the caller runs on, and the
+    // caller cannot migrate while the pin lives. Off a CPU thread (no id),
+    // `pin` panics instead of naming a CPU.
+    unsafe impl CurrentCpu for ToyKernel {
+        fn pin(&self) -> CpuPin<'_> {
+            // get_cpu(): a kernel disables preemption and reads
+            // smp_processor_id() from its per-CPU area.
+            let cpu = THIS_CPU
+                .with(Cell::get)
+                .expect("CurrentCpu::pin off a CPU thread of the toy kernel");
+            assert!(
+                cpu.index() < self.cpus.len(),
+                "{cpu} is not a CPU of this kernel"
+            );
+            // SAFETY: `cpu` is the CPU this thread is, for its whole life
+            // (see the impl above): we run on it and cannot leave it.
+            unsafe { CpuPin::new(cpu) }
+        }
+    }
+
+    impl IpiSync for ToyKernel {
+        fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &CpuSet) {
+            // smp_call_function_many(targets, tlb_remove_table_smp_sync,
+            // NULL, wait = 1): an empty request through the same mailboxes as
+            // the shoot-lazy IPI. Our own CPU is never sent one (and the
+            // empty local call does nothing).
+            let sent = self.call_many(pin, targets, Call::Sync);
+            self.stats.sync_ipis.fetch_add(sent, Relaxed);
+        }
+    }
+
+    /// The toy has no TLB: `flush_local` stands in for the hardware flush a
+    /// kernel does when it loads another page-table base (the CR3 write of
+    /// a CPU without ASIDs) and only counts it, after checking that the mm
+    /// still exists (`None`: `init_mm`).
+    impl LocalTlb for ToyKernel {
+        type Mm = Option<Mm>;
+
+        fn flush_local(&self, pin: &CpuPin<'_>, mm: Option<Mm>) {
+            if let Some(mm) = mm {
+                self.use_mm(pin.cpu(), mm);
+            }
+            self.stats.tlb_flushes.fetch_add(1, Relaxed);
         }
     }
 
@@ -543,39 +735,13 @@ mod toy {
 
         fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: Mm) {
             // on_each_cpu_mask(cpus, do_shoot_lazy_tlb, mm, wait = 1).
-            let me = self.cpu(cpu);
-            assert_eq!(me.acks_pending.load(Relaxed), 0, "nested shoot_lazies");
-            let remote: Vec<CpuId> = cpus.iter().filter(|&c| c != cpu).collect();
-            me.acks_pending.store(remote.len(), Relaxed);
-            for &t in &remote {
-                // The mailbox lock publishes the request.
-                self.cpu(t)
-                    .mailbox
-                    .lock()
-                    .unwrap()
-                    .push(Ipi { from: cpu, mm });
-                self.stats.ipis.fetch_add(1, Relaxed);
-            }
-            if cpus.contains(cpu) {
-                self.do_shoot_lazy_tlb(cpu, mm); // the local call
-            }
-            // Acquire: pairs with each handler's release acknowledgement, so
-            // its switch away from `mm` happens before we go on to free it.
-            while me.acks_pending.load(Acquire) != 0 {
-                self.serve_ipis(cpu);
-                // cpu_relax(); the toy's CPUs may share host cores.
-                std::thread::yield_now();
-            }
+            let pin = self.pin_as(cpu);
+            let sent = self.call_many(&pin, cpus, Call::ShootLazy(mm));
+            self.stats.ipis.fetch_add(sent, Relaxed);
         }
 
         fn serve_ipis(&self, cpu: CpuId) {
-            let mail = std::mem::take(&mut *self.cpu(cpu).mailbox.lock().unwrap());
-            for ipi in mail {
-                self.do_shoot_lazy_tlb(cpu, ipi.mm);
-                // Release: the acknowledgement; our switch happens before
-                // whatever the sender does next.
-                self.cpu(ipi.from).acks_pending.fetch_sub(1, Release);
-            }
+            self.flush_call_queue(&self.pin_as(cpu));
         }
     }
 
@@ -623,25 +789,32 @@ mod toy {
     }
 
     /// One CPU: run tasks until its user threads are gone, go down, idle.
-    fn cpu_thread(k: &ToyKernel, cpu: CpuId, mut rq: RunQueue) {
+    /// The CPU it is comes from `k.pin()` (the thread-local its start set),
+    /// not from an argument.
+    fn cpu_thread(k: &ToyKernel, mut rq: RunQueue) {
         while let Some(i) = rq.pick_next() {
-            k.serve_ipis(cpu); // schedule() runs with interrupts on
-            k.context_switch(cpu, rq.tasks[i].curr);
-            k.touch(cpu); // the task runs
+            // schedule(): preemption off. The pin lives across every hook
+            // call of this switch, which all get its CPU; a toy task is
+            // pinned to its CPU and runs its slice (and its exit) under it.
+            let pin = k.pin();
+            k.flush_call_queue(&pin); // schedule() runs with interrupts on
+            k.context_switch(&pin, rq.tasks[i].curr);
+            k.touch(pin.cpu()); // the task runs
             if rq.tasks[i].curr.mm().is_some() {
                 rq.tasks[i].slices -= 1;
                 if rq.tasks[i].slices == 0 {
-                    k.exit(cpu);
+                    k.exit(&pin);
                     rq.tasks.swap_remove(i);
                 }
             }
         }
-        k.serve_ipis(cpu);
-        k.cpu_down(cpu);
+        let pin = k.pin();
+        k.flush_call_queue(&pin);
+        k.cpu_down(&pin);
         k.cpus_down.fetch_add(1, Release);
         // Idle: other CPUs may still IPI us until they are all down.
         while k.cpus_down.load(Acquire) < k.cpus.len() {
-            k.serve_ipis(cpu);
+            k.flush_call_queue(&pin);
             std::thread::yield_now();
         }
     }
@@ -724,6 +897,8 @@ mod toy {
         switches: u64,
         exited: u64,
         ipis: u64,
+        sync_ipis: u64,
+        tlb_flushes: u64,
         freed: u64,
         time: Duration,
     }
@@ -749,13 +924,18 @@ mod toy {
                     rng: a.seed.max(1) + c as u64,
                 };
                 s.spawn(move || {
+                    // Bring-up: this thread is CPU `c` from now on (a kernel
+                    // sets up the per-CPU area of the CPU it starts).
+                    THIS_CPU.with(|id| id.set(Some(CpuId::new(c))));
                     boot.wait(); // all CPUs come up together
-                    cpu_thread(k, CpuId::new(c), rq)
+                    cpu_thread(k, rq)
                 });
             }
         });
         let time = start.elapsed();
-        // Hotplug teardown, on the boot CPU once the others are dead.
+        // Hotplug teardown, on the boot CPU once the others are dead. This
+        // thread is no toy CPU (`pin()` panics here), so `cpu_dead` must not
+        // IPI or serve IPIs; no scheme's does.
         for c in 0..a.cpus {
             k.scheme.cpu_dead(&k, CpuId::new(c));
         }
@@ -781,6 +961,8 @@ mod toy {
             switches: st.switches.load(Relaxed),
             exited: st.exited.load(Relaxed),
             ipis: st.ipis.load(Relaxed),
+            sync_ipis: st.sync_ipis.load(Relaxed),
+            tlb_flushes: st.tlb_flushes.load(Relaxed),
             freed: st.freed.load(Relaxed),
             time,
         };
@@ -808,16 +990,26 @@ mod toy {
             a.seed
         );
         println!(
-            "{:<10} {:>9} {:>18} {:>10} {:>10} {:>9}",
-            "scheme", "switches", "processes exited", "IPIs sent", "mms freed", "time"
+            "{:<10} {:>9} {:>18} {:>10} {:>10} {:>12} {:>10} {:>9}",
+            "scheme",
+            "switches",
+            "processes exited",
+            "shoot IPIs",
+            "sync IPIs",
+            "TLB flushes",
+            "mms freed",
+            "time"
         );
         for scheme in &a.schemes {
             let o = run(&a, scheme);
             println!(
-                "{:<10} {:>9} {:>18} {:>10} {:>10} {:>9.2?}",
-                o.name, o.switches, o.exited, o.ipis, o.freed, o.time
+                "{:<10} {:>9} {:>18} {:>10} {:>10} {:>12} {:>10} {:>9.2?}",
+                o.name, o.switches, o.exited, o.ipis, o.sync_ipis, o.tlb_flushes, o.freed, o.time
             );
         }
+        println!(
+            "\nshoot IPIs: Kernel::shoot_lazies; sync IPIs: IpiSync::ipi_and_wait from exit_mmap();\nTLB flushes: LocalTlb::flush_local at each page-table base change (the toy has no\nTLB: a count standing in for the hardware flush)"
+        );
         println!("\nno leak: every mm was torn down and freed exactly once, every count is 0");
     }
 }
