@@ -40,6 +40,10 @@ RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle cargo clippy --
 step "cargo test (std build: unit tests, proptest of the machine, doc tests)"
 cargo test
 
+step "feature epoch: clippy and the crossbeam-epoch backend on real threads"
+cargo clippy --features epoch --all-targets -- -D warnings
+cargo test --features epoch --test epoch_mm
+
 step "loom: the users' command, RUSTFLAGS=\"--cfg loom\" cargo test --release"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run_summarized '(^|\.\.\. )loom |test result' \
   cargo test --release -- --nocapture --test-threads=1

@@ -84,6 +84,7 @@
 //! | `alloc` | via `std` | links `alloc`; no protocol allocates |
 //! | `model` | yes | the simulated machine ([`model`]) |
 //! | `bug-variants` | no | compiles the `bug_<what>` switches into plain builds, for tests; never in a kernel |
+//! | `epoch` | no | `epoch_mm`: RCU-deferred mm freeing on `crossbeam-epoch` (std only) |
 //!
 //! A kernel depends on the crate with `default-features = false`: the
 //! library is then `#![no_std]`, allocation-free, and has no global state.
@@ -111,6 +112,8 @@ pub mod bugs;
 pub mod cached;
 pub mod checked;
 pub mod cpu;
+#[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
+pub mod epoch_mm;
 pub mod hazard;
 pub mod loaded;
 pub mod platform;

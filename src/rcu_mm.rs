@@ -51,6 +51,9 @@
 //! after the final-drop hook, so [`RcuMm`] waits there — the bound above is
 //! the same.
 //!
+//! For std users, `epoch_mm` (feature `epoch`) is the same scheme with
+//! crossbeam-epoch's grace periods: a lazy CPU holds a pinned guard.
+//!
 //! Variants: `bug_idle_is_quiescent`, and the grace-period machinery's
 //! `bug_gp_one_short` and `bug_no_wait` (a callback run before its grace
 //! period ends) through `RcuMm::with_rcu_bug` (checker builds).
