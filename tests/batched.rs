@@ -2,6 +2,7 @@
 //! pending?"), sequentially, with sets arriving during a flush and enough of
 //! them to overflow the 15-bit pending count (the kernel's reset to
 //! `pending = 1, flushed = 0`).
+#![cfg(not(any(loom, lazymm_shuttle)))]
 
 use lazymm::batched::{FlushBatched, PENDING_LARGE, PENDING_MASK};
 use proptest::prelude::*;

@@ -2,6 +2,7 @@
 //! the machine's random workloads without a false alarm, and turns a second
 //! `enter_lazy`, a `leave_lazy` without one, and an out-of-range CPU id into
 //! documented panics.
+#![cfg(not(any(loom, lazymm_shuttle)))]
 
 use lazymm::cached::Cached;
 use lazymm::checked::Checked;

@@ -1,6 +1,7 @@
 //! The RCU core sequentially: grace periods wait for active CPUs, skip idle
 //! ones, and the callback queue releases items only after their grace
 //! period, in order, without allocating.
+#![cfg(not(any(loom, lazymm_shuttle)))]
 
 use lazymm::cpu::CpuId;
 use lazymm::rcu::{Progress, Rcu, RcuQueue};
