@@ -18,10 +18,10 @@
 //!
 //! # What a kernel implements
 //!
-//! 1. **An mm handle** ([`MmHandle`]): a `Copy` handle whose word is non-zero
+//! 1. **An mm handle** ([`MmHandle`](lazymm::scheme::MmHandle)): a `Copy` handle whose word is non-zero
 //!    with bit 0 clear. A kernel with pointers uses
 //!    `lazymm::scheme::MmPtr<MmStruct>`; the toy indexes a table (`Mm`).
-//! 2. **[`Kernel`]**, what a scheme needs from the kernel:
+//! 2. **[`Kernel`](lazymm::scheme::Kernel)**, what a scheme needs from the kernel:
 //!    * `mmgrab`: `mm_count += 1`, relaxed (the caller holds a reference);
 //!    * `mmdrop`: `mm_count -= 1`, AcqRel; at 0 `__mmdrop()` calls the
 //!      scheme's `final_drop` and then frees the mm;
@@ -36,7 +36,7 @@
 //!      deadlock);
 //!    * `serve_ipis`: run the pending IPI handlers (a scheme that waits
 //!      calls it).
-//! 3. **The hook calls** ([`LazyMm`]) in its scheduler, in this order:
+//! 3. **The hook calls** ([`LazyMm`](lazymm::scheme::LazyMm)) in its scheduler, in this order:
 //!
 //! ```text
 //! context_switch(prev, next)

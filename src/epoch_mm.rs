@@ -22,8 +22,8 @@
 
 use crate::cpu::CpuId;
 use crate::scheme::{Kernel, LazyMm};
+use crate::sync::{AtomicBool, Ordering};
 use core::cell::RefCell;
-use core::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 std::thread_local! {

@@ -112,6 +112,20 @@ mod imp {
 
 pub use imp::*;
 
+/// The checkers' drivers, for `model::harness` (so that this file stays the
+/// only one naming loom and shuttle): loom's model builder.
+#[cfg(loom)]
+pub mod checker {
+    pub use loom::model::Builder;
+}
+
+/// The checkers' drivers, for `model::harness`: shuttle's runner, config,
+/// schedulers and randomness.
+#[cfg(lazymm_shuttle)]
+pub mod checker {
+    pub use shuttle::{rand, scheduler, Config, Runner};
+}
+
 /// `smp_mb()`: a full barrier, `fence(SeqCst)`.
 ///
 /// loom models SeqCst fences exactly (it does not model SeqCst accesses), so

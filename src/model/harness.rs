@@ -306,7 +306,7 @@ impl LoomCheck {
         S: LazyMm<Machine<S>> + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        let mut b = loom::model::Builder::new();
+        let mut b = crate::sync::checker::Builder::new();
         if b.preemption_bound.is_none() {
             b.preemption_bound = Some(self.preemption_bound);
         }
@@ -445,7 +445,7 @@ pub struct ShuttleCheck {
     iterations: usize,
     schedulers: Vec<ShuttleScheduler>,
     machine_bug: Option<MachineBug>,
-    config: shuttle::Config,
+    config: crate::sync::checker::Config,
 }
 
 #[cfg(lazymm_shuttle)]
@@ -490,7 +490,7 @@ impl ShuttleCheck {
             iterations: Self::ITERATIONS,
             schedulers: Self::SCHEDULERS.to_vec(),
             machine_bug: None,
-            config: shuttle::Config::default(),
+            config: crate::sync::checker::Config::default(),
         }
     }
 
@@ -531,7 +531,7 @@ impl ShuttleCheck {
 
     /// shuttle's `Config` (e.g. `failure_persistence` to write failing
     /// schedules to files).
-    pub fn config(mut self, config: shuttle::Config) -> Self {
+    pub fn config(mut self, config: crate::sync::checker::Config) -> Self {
         self.config = config;
         self
     }
@@ -567,8 +567,8 @@ impl ShuttleCheck {
                     mms,
                     ops_per_cpu,
                 } => {
-                    use shuttle::rand::RngCore;
-                    let seed = shuttle::rand::thread_rng().next_u64();
+                    use crate::sync::checker::rand::RngCore;
+                    let seed = crate::sync::checker::rand::thread_rng().next_u64();
                     let s = Scenario::random(seed, cpus, mms, ops_per_cpu);
                     assert!(
                         s.len() >= cpus * ops_per_cpu,
@@ -593,8 +593,8 @@ impl ShuttleCheck {
         S: LazyMm<Machine<S>> + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        use shuttle::scheduler::{PctScheduler, RandomScheduler};
-        use shuttle::Runner;
+        use crate::sync::checker::scheduler::{PctScheduler, RandomScheduler};
+        use crate::sync::checker::Runner;
         let make = std::sync::Arc::new(make);
         self.schedulers
             .iter()
