@@ -50,6 +50,19 @@ declare -A why=(
   [no_revalidate]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
   [scan_no_wait]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
   [lazy_without_fences]="Not a bug in this use, pinned as such: the publish happens before the owner's mm_users drop (a release RMW), so the fences are not what keeps the mm alive (src/hazard.rs docs). Pinned by loom's lazy_without_fences_still_safe; the Miri probe agrees."
+  [sync_rmb]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [no_walker_fence]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [no_walker_fence_xchg]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [no_mb_when_bit_set]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [no_unlazy_mb]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
+  [switching_not_flushed]="shuttle: PCT (depth 3, 1,000 runs of the 8-CPU TLB workload) does not hit the window between the switch's generation read and its loaded_mm store, so no shuttle test is kept; loom kills it exhaustively."
+  [rcu_gp_one_short]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively. It needs a grace period running when the collapser takes its cookie."
+  [gp_one_short]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively. It needs two final drops whose grace periods overlap."
+  [no_wait]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
+  [bool_flag]="shuttle: PCT (depth 3, 1,000 runs of the 8-CPU TLB workload) does not make a flush_pending on one PTL straddle a reclaim on another and then use the stale entry, so no shuttle test is kept; loom kills it exhaustively."
+  [freed_tables_skips_lazy]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
+  [ldt_skips_lazy]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
+  [no_recheck_on_relock]="shuttle: PCT (depth 3, 1,000 runs of the 8-CPU TLB workload) does not place a reclaim inside madvise's dropped-PTL window, so no shuttle test is kept; loom kills it exhaustively."
 )
 # Protocols in the README's order; others follow in the order seen.
 order=(refcount shootdown tagged cached hazard loaded)

@@ -36,7 +36,7 @@ fn rcu_mm_8_cpus() {
 
 #[test]
 #[should_panic(expected = "use-after-free of mm")]
-fn bug_idle_is_quiescent_8_cpus() {
+fn bug_idle_is_quiescent() {
     checker(None)
         .scenario(long_idle())
         .run(|| RcuMm::<8>::with_bug(Bug::IdleIsQuiescent));

@@ -7,7 +7,7 @@ use crate::common::iterations;
 use lazymm::batched::{self, FlushBatched};
 use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
 use lazymm::sync::thread::Arc;
-use lazymm::tlbgen::LazyTlb;
+use lazymm::tlbgen::{Bug, LazyTlb};
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::{Config, Runner};
 use TlbOp::*;
@@ -90,10 +90,38 @@ fn tlb_8_cpus() {
     run("correct", || TlbMachine::correct(scenario()));
 }
 
+/// A known-bad variant under PCT (depth 3) on the 8-CPU workload.
+fn bug(lazy: fn() -> LazyTlb<CPUS>, batched: fn() -> FlushBatched) {
+    let body = move || {
+        let m = Arc::new(TlbMachine::<CPUS>::new(scenario(), lazy(), batched()));
+        TlbMachine::run(&m);
+    };
+    Runner::new(
+        PctScheduler::new_from_seed(0xbad, 3, iterations()),
+        Config::default(),
+    )
+    .run(body);
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_freed_tables_skips_lazy() {
+    bug(
+        || LazyTlb::with_bug(Bug::FreedTablesSkipsLazy),
+        FlushBatched::new,
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale LDT")]
+fn bug_ldt_skips_lazy() {
+    bug(|| LazyTlb::with_bug(Bug::LdtSkipsLazy), FlushBatched::new);
+}
+
 /// Gorman's race at scale: PCT finds the missing `flush_tlb_batched_pending()`.
 #[test]
 #[should_panic(expected = "stale TLB entry")]
-fn bug_no_flush_pending_8_cpus() {
+fn bug_no_flush_pending() {
     let body = || {
         let m = Arc::new(TlbMachine::<CPUS>::new(
             scenario(),

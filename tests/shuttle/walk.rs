@@ -86,7 +86,7 @@ fn baselines_8_cpus() {
 
 #[test]
 #[should_panic(expected = "use-after-free of page-table page")]
-fn bug_skip_sync_without_ipi_8_cpus() {
+fn bug_skip_sync_without_ipi() {
     bug(|| {
         WalkMachine::new(
             scenario(),
@@ -100,7 +100,7 @@ fn bug_skip_sync_without_ipi_8_cpus() {
 
 #[test]
 #[should_panic(expected = "use-after-free of page-table page")]
-fn bug_rcu_no_wait_8_cpus() {
+fn bug_rcu_no_wait() {
     bug(|| {
         WalkMachine::new(
             scenario(),
