@@ -105,7 +105,7 @@ for seed in $seeds; do
   flags="-Zmiri-seed=$seed $common"
   run "lib unit tests, seed $seed" "$flags" --lib
   run "machine (incl. 4-case proptests), seed $seed" "$flags" --test machine -- "${machine_skip[@]}"
-  run "miri_smoke (6 schemes x 5 scenarios, 2 CPUs, real threads; hazard domain), seed $seed" "$flags" --test miri_smoke
+  run "miri_smoke (7 schemes x 5 scenarios, 2 CPUs, real threads; hazard domain; TLB and walker machines), seed $seed" "$flags" --test miri_smoke
 done
 
 if [ -n "$smoke_seeds" ]; then

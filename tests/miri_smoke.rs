@@ -116,6 +116,36 @@ fn loaded_mm() {
     machine(LoadedMm::<2>::new, None);
 }
 
+#[test]
+fn rcu_mm() {
+    machine(lazymm::rcu_mm::RcuMm::<2>::new, None);
+}
+
+/// The TLB machine on real threads: a CPU that goes lazy and comes back
+/// while the other flushes, reclaims and mprotects.
+#[test]
+fn tlb_machine() {
+    use lazymm::model::tlb::{TlbMachine, TlbOp::*, TlbScenario};
+    let s = TlbScenario::new(vec![
+        vec![User, Use, Kthread, User, Use, Reclaim(1), UnmapFlush],
+        vec![User, Flush { freed_tables: true }, Mprotect(1), Ldt, Use],
+    ]);
+    TlbMachine::run(&Arc::new(TlbMachine::<2>::correct(s)));
+}
+
+/// The walker machine on real threads: a walker and a collapser, with the
+/// targeted sync and with the RCU-deferred free.
+#[test]
+fn walk_machine() {
+    use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp::*, WalkScenario};
+    use lazymm::walk::{BeginOrder, FlushDelivery};
+    for sync in [SyncKind::Targeted(BeginOrder::StoreMb), SyncKind::Rcu] {
+        let s = WalkScenario::new(vec![vec![Walk, Walk, Walk], vec![Collapse, Collapse]]);
+        let m = WalkMachine::<2>::with(s, sync, FlushDelivery::NoIpi);
+        WalkMachine::run(&Arc::new(m));
+    }
+}
+
 /// An object a reader protects and a reclaimer frees.
 struct Shared {
     domain: HazardDomain<2, 2>,
