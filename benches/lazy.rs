@@ -20,18 +20,8 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-/// A bench "mm": a pointer-like handle (the address of a static-ish struct).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Mm(usize);
-
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        self.0 << 3
-    }
-    fn from_word(w: usize) -> Self {
-        Mm(w >> 3)
-    }
-}
+mod common;
+use common::Mm;
 
 /// The least a kernel does: counts on the mm, a cpumask, per-CPU loaded_mm.
 struct BenchKernel {

@@ -15,22 +15,12 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lazymm::cpu::{CpuId, CpuSet};
 use lazymm::rcu::Rcu;
-use lazymm::scheme::MmHandle;
 use lazymm::sync::{AtomicUsize, Ordering::*};
 use lazymm::walk::{BeginOrder, WalkTracker};
 use std::hint::black_box;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Mm(usize);
-
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        self.0 << 3
-    }
-    fn from_word(w: usize) -> Self {
-        Mm(w >> 3)
-    }
-}
+mod common;
+use common::Mm;
 
 /// PTEs read per walk (GUP-fast of 8 pages reads 8 PTEs of one table).
 const PTES: usize = 8;

@@ -536,8 +536,8 @@ impl ShuttleCheck {
         self
     }
 
-    /// One execution as shuttle runs it: for `shuttle::replay` and
-    /// `shuttle::replay_from_file` of a failing schedule.
+    /// One execution as shuttle runs it: for shuttle's `replay` and
+    /// `replay_from_file` of a failing schedule.
     pub fn execution<S, F>(&self, make: F) -> impl Fn() + Send + Sync + 'static
     where
         S: LazyMm<Machine<S>> + Send + Sync + 'static,

@@ -19,6 +19,8 @@ struct Slot<T> {
 
 pub(crate) struct Mailboxes<T> {
     slots: Vec<CachePadded<Slot<T>>>,
+    /// CPUs whose script is done ([`Mailboxes::idle_until_all_done`]).
+    done: AtomicUsize,
 }
 
 impl<T: Copy> Mailboxes<T> {
@@ -33,6 +35,7 @@ impl<T: Copy> Mailboxes<T> {
                     })
                 })
                 .collect(),
+            done: AtomicUsize::new(0),
         }
     }
 
@@ -104,6 +107,17 @@ impl<T: Copy> Mailboxes<T> {
             me.doorbell
                 .wait(|| until() || me.pending.load(Relaxed) != 0);
         }
+    }
+
+    /// `cpu`'s script is done: it idles serving IPIs (with `handle`) until
+    /// every CPU's is.
+    pub(crate) fn idle_until_all_done(&self, cpu: CpuId, handle: impl FnMut(T)) {
+        let n = self.slots.len();
+        // Release/acquire on `done` only orders the idle loop's exit.
+        if self.done.fetch_add(1, Release) + 1 == n {
+            self.ring_all();
+        }
+        self.wait_serving(cpu, || self.done.load(Acquire) == n, handle);
     }
 
     /// Wakes every CPU (a condition it may wait on changed).

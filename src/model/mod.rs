@@ -413,15 +413,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
     /// The calling thread only waits: an oracle panic then always happens
     /// on a CPU thread, which loom and shuttle report as the failure.
     pub fn run(this: &Arc<Self>) {
-        let handles: Vec<_> = (0..this.nr_cpus())
-            .map(|c| {
-                let m = Arc::clone(this);
-                spawn(move || m.run_cpu(CpuId::new(c)))
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("a CPU thread panicked");
-        }
+        run_cpus(this, this.nr_cpus(), Self::run_cpu);
         this.finish();
     }
 
@@ -805,6 +797,22 @@ impl<S: Send + Sync + 'static> Machine<S> {
             Some(i) => &self.mms[i],
             None => panic!("init_mm has no lifetime to track"),
         }
+    }
+}
+
+/// Runs `run_cpu(machine, cpu)` for `nr_cpus` CPUs, each on its own thread
+/// (a loom or shuttle thread under the checkers), and joins them. The
+/// calling thread only waits, so an oracle panic always happens on a CPU
+/// thread, which loom and shuttle report as the failure.
+fn run_cpus<M: Send + Sync + 'static>(this: &Arc<M>, nr_cpus: usize, run_cpu: fn(&M, CpuId)) {
+    let handles: Vec<_> = (0..nr_cpus)
+        .map(|c| {
+            let m = Arc::clone(this);
+            spawn(move || run_cpu(&m, CpuId::new(c)))
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a CPU thread panicked");
     }
 }
 

@@ -49,7 +49,7 @@ use crate::batched::{FlushBatched, PteLock};
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
 use crate::platform::{CpuPin, LocalTlb};
 use crate::sync::shadow::Shadow;
-use crate::sync::thread::{spawn, Arc};
+use crate::sync::thread::Arc;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering::*, UnsafeCell};
 use crate::tlbgen::{FlushAction, LazyTlb, Switch, TlbGen, INIT_MM};
 use std::vec::Vec;
@@ -204,7 +204,6 @@ pub struct TlbMachine<const N: usize> {
     ldt: AtomicU64,
     cpus: Vec<UnsafeCell<CpuPriv>>,
     ipis: Mailboxes<Ipi>,
-    done: AtomicUsize,
     required: [Shadow; PTES],
     pt_freed_below: Shadow,
     ldt_required: Shadow,
@@ -249,7 +248,6 @@ impl<const N: usize> TlbMachine<N> {
                 .map(|_| UnsafeCell::new(CpuPriv::default()))
                 .collect(),
             ipis: Mailboxes::new(n),
-            done: AtomicUsize::new(0),
             required: core::array::from_fn(|_| Shadow::new(0)),
             pt_freed_below: Shadow::new(0),
             ldt_required: Shadow::new(0),
@@ -275,15 +273,7 @@ impl<const N: usize> TlbMachine<N> {
 
     /// Runs every CPU's script on its own thread and joins them.
     pub fn run(this: &Arc<Self>) {
-        let handles: Vec<_> = (0..this.nr_cpus())
-            .map(|c| {
-                let m = Arc::clone(this);
-                spawn(move || m.run_cpu(CpuId::new(c)))
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("a CPU thread panicked");
-        }
+        super::run_cpus(this, this.nr_cpus(), Self::run_cpu);
     }
 
     /// Runs `cpu`'s script (flushing a reclaim batch left at its end), then
@@ -299,15 +289,7 @@ impl<const N: usize> TlbMachine<N> {
         if self.with_priv(cpu, |p| !p.batch.is_empty()) {
             self.unmap_flush(cpu);
         }
-        // Release/acquire on `done` only orders the idle loop's exit.
-        if self.done.fetch_add(1, Release) + 1 == self.nr_cpus() {
-            self.ipis.ring_all();
-        }
-        self.ipis.wait_serving(
-            cpu,
-            || self.done.load(Acquire) == self.nr_cpus(),
-            |m| self.handle(cpu, m),
-        );
+        self.ipis.idle_until_all_done(cpu, |m| self.handle(cpu, m));
     }
 
     fn step(&self, cpu: CpuId, op: TlbOp) {

@@ -36,7 +36,7 @@ use crate::cpu::{CpuId, CpuSet};
 use crate::platform::{CpuPin, IpiSync};
 use crate::rcu::{Progress, Rcu};
 use crate::sync::shadow::Shadow;
-use crate::sync::thread::{spawn, Arc};
+use crate::sync::thread::Arc;
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
 use crate::walk::{sync_needed, BeginOrder, FlushDelivery, WalkTracker};
 use std::vec::Vec;
@@ -165,7 +165,6 @@ pub struct WalkMachine<const N: usize> {
     /// event's happens-before, as a real wake-up would (without it loom may
     /// serve the collapser a stale counter forever).
     qs_events: AtomicUsize,
-    done: AtomicUsize,
     walks: Shadow,
     collapses: Shadow,
     flush_ipis: Shadow,
@@ -220,7 +219,6 @@ impl<const N: usize> WalkMachine<N> {
             flush,
             gp_bell: Doorbell::new(),
             qs_events: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
             walks: Shadow::new(0),
             collapses: Shadow::new(0),
             flush_ipis: Shadow::new(0),
@@ -256,15 +254,7 @@ impl<const N: usize> WalkMachine<N> {
     /// Runs every CPU's script on its own thread, joins them, and checks the
     /// end state.
     pub fn run(this: &Arc<Self>) {
-        let handles: Vec<_> = (0..this.nr_cpus())
-            .map(|c| {
-                let m = Arc::clone(this);
-                spawn(move || m.run_cpu(CpuId::new(c)))
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("a CPU thread panicked");
-        }
+        super::run_cpus(this, this.nr_cpus(), Self::run_cpu);
         this.check_end();
     }
 
@@ -283,12 +273,7 @@ impl<const N: usize> WalkMachine<N> {
             self.rcu.idle_enter(cpu);
             self.rcu_event();
         }
-        // Release/acquire on `done` only orders the idle loop's exit.
-        if self.done.fetch_add(1, Release) + 1 == self.nr_cpus() {
-            self.ipis.ring_all();
-        }
-        self.ipis
-            .wait_serving(cpu, || self.done.load(Acquire) == self.nr_cpus(), |()| {});
+        self.ipis.idle_until_all_done(cpu, |()| {});
     }
 
     fn walk(&self, cpu: CpuId) {

@@ -132,3 +132,34 @@ macro_rules! shared_scenarios {
         }
     };
 }
+
+/// Explores a focused machine (TLB, walkers) under loom at `bound`
+/// preemptions (plus `LAZYMM_LOOM_EXTRA`, or `LOOM_MAX_PREEMPTIONS`): each
+/// execution builds one with `make` and runs it with `run`. Prints "loom
+/// `label`: bound, executions, time".
+pub fn check_model<M: Send + Sync + 'static>(
+    label: &str,
+    bound: usize,
+    make: impl Fn() -> M + Send + Sync + 'static,
+    run: fn(&lazymm::sync::thread::Arc<M>),
+) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(bound + extra_bound());
+    }
+    b.max_branches = 100_000;
+    let bound = b.preemption_bound;
+    let execs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let e = execs.clone();
+    let start = std::time::Instant::now();
+    b.check(move || {
+        e.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        run(&lazymm::sync::thread::Arc::new(make()));
+    });
+    eprintln!(
+        "loom {label}: bound {:?}, {} executions, {:.2?}",
+        bound,
+        execs.load(std::sync::atomic::Ordering::Relaxed),
+        start.elapsed()
+    );
+}

@@ -3,55 +3,11 @@
 //! one passes, two deliberately wrong ones are rejected with the oracle's
 //! messages.
 
-use lazymm::cpu::CpuId;
 use lazymm::model::harness::{self, loom_check, loom_check_standard};
-use lazymm::scheme::{Kernel, LazyMm};
 
-/// Linux's refcount, written against the public traits only: a lazy CPU
-/// holds a reference on `mm_count` from `enter_lazy` (user → kernel, and
-/// `exit_mm()`) to `leave_lazy` (`finish_task_switch()` once the CPU loaded
-/// another mm, or CPU down); kernel → kernel passes it on untouched.
-#[derive(Default)]
-struct PlainRefcount;
-
-impl<K: Kernel> LazyMm<K> for PlainRefcount {
-    const NAME: &'static str = "external/plain-refcount";
-
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
-        k.mmgrab(cpu, mm);
-    }
-
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
-        k.mmdrop(cpu, mm);
-    }
-}
-
-/// Wrong: lazy CPUs take no reference and nothing shoots them down, so the
-/// last `mmput()` frees an mm another CPU still has loaded.
-#[derive(Default)]
-struct NoGrab;
-
-impl<K: Kernel> LazyMm<K> for NoGrab {
-    const NAME: &'static str = "external/no-grab";
-
-    fn enter_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
-
-    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
-}
-
-/// Wrong: the lazy reference is taken and never given back.
-#[derive(Default)]
-struct NoDrop;
-
-impl<K: Kernel> LazyMm<K> for NoDrop {
-    const NAME: &'static str = "external/no-drop";
-
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
-        k.mmgrab(cpu, mm);
-    }
-
-    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
-}
+#[path = "../external_schemes/mod.rs"]
+mod schemes;
+use schemes::{NoDrop, NoGrab, PlainRefcount};
 
 /// Every 2-CPU standard scenario at its standard bound: what
 /// `loom_check_standard` runs, less the 3-CPU model (below).

@@ -3,13 +3,10 @@
 //! correct protocols pass NO-MISSED-FLUSH; each `bug_` variant — a kernel
 //! bug — fails with the oracle's stale-entry message.
 
-use crate::common::extra_bound;
+use crate::common::check_model;
 use lazymm::batched::{self, FlushBatched};
 use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
-use lazymm::sync::thread::Arc;
 use lazymm::tlbgen::{Bug, LazyTlb};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 use TlbOp::*;
 
 /// Bound of the two-CPU TLB models.
@@ -22,26 +19,7 @@ const TLB_THREE_CPU_BOUND: usize = 1;
 const N: usize = 3;
 
 fn check(name: &str, bound: usize, make: impl Fn() -> TlbMachine<N> + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(bound + extra_bound());
-    }
-    b.max_branches = 100_000;
-    let bound = b.preemption_bound;
-    let execs = std::sync::Arc::new(AtomicUsize::new(0));
-    let e = execs.clone();
-    let start = Instant::now();
-    b.check(move || {
-        e.fetch_add(1, Ordering::Relaxed);
-        let m = Arc::new(make());
-        TlbMachine::run(&m);
-    });
-    eprintln!(
-        "loom tlb/{name}: bound {:?}, {} executions, {:.2?}",
-        bound,
-        execs.load(Ordering::Relaxed),
-        start.elapsed()
-    );
+    check_model(&format!("tlb/{name}"), bound, make, TlbMachine::run);
 }
 
 /// cpu0 runs, goes lazy (kernel thread), and unlazies into the same mm

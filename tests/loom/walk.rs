@@ -2,13 +2,10 @@
 //! machine (`lazymm::model::walk`): every sync kind passes NO-PT-UAF, every
 //! `bug_` variant is rejected with the oracle's message.
 
-use crate::common::extra_bound;
+use crate::common::check_model;
 use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
 use lazymm::rcu::{self, Rcu};
-use lazymm::sync::thread::Arc;
 use lazymm::walk::{BeginOrder, Bug, FlushDelivery, WalkTracker};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 use WalkOp::{Collapse, Walk};
 
 /// Bound of the two-CPU walker models.
@@ -23,26 +20,7 @@ const WALK_THREE_CPU_BOUND: usize = 2;
 const N: usize = 3;
 
 fn check(name: &str, bound: usize, make: impl Fn() -> WalkMachine<N> + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(bound + extra_bound());
-    }
-    b.max_branches = 100_000;
-    let bound = b.preemption_bound;
-    let execs = std::sync::Arc::new(AtomicUsize::new(0));
-    let e = execs.clone();
-    let start = Instant::now();
-    b.check(move || {
-        e.fetch_add(1, Ordering::Relaxed);
-        let m = Arc::new(make());
-        WalkMachine::run(&m);
-    });
-    eprintln!(
-        "loom walk/{name}: bound {:?}, {} executions, {:.2?}",
-        bound,
-        execs.load(Ordering::Relaxed),
-        start.elapsed()
-    );
+    check_model(&format!("walk/{name}"), bound, make, WalkMachine::run);
 }
 
 /// cpu0 walks once while cpu1 collapses (unlink, flush, sync, free).

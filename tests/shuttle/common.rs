@@ -68,3 +68,41 @@ where
         }])
         .run(make);
 }
+
+/// A focused machine (TLB, walkers) under PCT depth 2, PCT depth 3 and the
+/// random scheduler, fixed seeds, [`iterations`] each: `body` is one
+/// execution. Prints "shuttle `label`: scheduler, iterations, time".
+pub fn run_schedulers(label: &str, body: impl Fn() + Send + Sync + 'static) {
+    use shuttle::scheduler::{PctScheduler, RandomScheduler};
+    use shuttle::Runner;
+    let body = std::sync::Arc::new(body);
+    let n = iterations();
+    for (sched, seed) in [("pct2", 2u64), ("pct3", 3), ("random", 0x5eed)] {
+        let b = body.clone();
+        let one = move || b();
+        let start = std::time::Instant::now();
+        match sched {
+            "random" => Runner::new(RandomScheduler::new_from_seed(seed, n), config()).run(one),
+            _ => Runner::new(
+                PctScheduler::new_from_seed(seed, seed as usize, n),
+                config(),
+            )
+            .run(one),
+        };
+        eprintln!(
+            "shuttle {label}: {sched}, {n} iterations, {:.2?}",
+            start.elapsed()
+        );
+    }
+}
+
+/// A known-bad variant of a focused machine under PCT (depth 3) until it
+/// fails (the same scheduler as [`check_bug`]).
+pub fn run_bug(body: impl Fn() + Send + Sync + 'static) {
+    use shuttle::scheduler::PctScheduler;
+    shuttle::Runner::new(
+        PctScheduler::new_from_seed(0xbad, 3, iterations()),
+        config(),
+    )
+    .run(body);
+}

@@ -3,13 +3,11 @@
 //! four CPUs switching between the mm, kernel threads and other processes
 //! while flushing, freeing page tables and changing the LDT.
 
-use crate::common::iterations;
+use crate::common::{run_bug, run_schedulers};
 use lazymm::batched::{self, FlushBatched};
 use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
 use lazymm::sync::thread::Arc;
 use lazymm::tlbgen::{Bug, LazyTlb};
-use shuttle::scheduler::{PctScheduler, RandomScheduler};
-use shuttle::{Config, Runner};
 use TlbOp::*;
 
 const CPUS: usize = 8;
@@ -65,24 +63,11 @@ fn scenario() -> TlbScenario {
 }
 
 fn run(name: &str, make: fn() -> TlbMachine<CPUS>) {
-    let body = move || {
+    run_schedulers(&format!("tlb/{name}"), move || {
         let m = Arc::new(make());
         TlbMachine::run(&m);
         assert!(m.stats().flushes > 0, "the workload flushes");
-    };
-    let n = iterations();
-    for (sched, seed) in [("pct2", 2u64), ("pct3", 3), ("random", 0x5eed)] {
-        let start = std::time::Instant::now();
-        let cfg = Config::default();
-        match sched {
-            "random" => Runner::new(RandomScheduler::new_from_seed(seed, n), cfg).run(body),
-            _ => Runner::new(PctScheduler::new_from_seed(seed, seed as usize, n), cfg).run(body),
-        };
-        eprintln!(
-            "shuttle tlb/{name}: {sched}, {n} iterations, {:.2?}",
-            start.elapsed()
-        );
-    }
+    });
 }
 
 #[test]
@@ -92,15 +77,13 @@ fn tlb_8_cpus() {
 
 /// A known-bad variant under PCT (depth 3) on the 8-CPU workload.
 fn bug(lazy: fn() -> LazyTlb<CPUS>, batched: fn() -> FlushBatched) {
-    let body = move || {
-        let m = Arc::new(TlbMachine::<CPUS>::new(scenario(), lazy(), batched()));
-        TlbMachine::run(&m);
-    };
-    Runner::new(
-        PctScheduler::new_from_seed(0xbad, 3, iterations()),
-        Config::default(),
-    )
-    .run(body);
+    run_bug(move || {
+        TlbMachine::run(&Arc::new(TlbMachine::<CPUS>::new(
+            scenario(),
+            lazy(),
+            batched(),
+        )))
+    });
 }
 
 #[test]
@@ -122,17 +105,7 @@ fn bug_ldt_skips_lazy() {
 #[test]
 #[should_panic(expected = "stale TLB entry")]
 fn bug_no_flush_pending() {
-    let body = || {
-        let m = Arc::new(TlbMachine::<CPUS>::new(
-            scenario(),
-            LazyTlb::new(),
-            FlushBatched::with_bug(batched::Bug::NoFlushPending),
-        ));
-        TlbMachine::run(&m);
-    };
-    Runner::new(
-        PctScheduler::new_from_seed(0xbad, 3, iterations()),
-        Config::default(),
-    )
-    .run(body);
+    bug(LazyTlb::new, || {
+        FlushBatched::with_bug(batched::Bug::NoFlushPending)
+    });
 }

@@ -2,13 +2,11 @@
 //! under shuttle at 8 CPUs: seven walkers, one CPU collapsing again and
 //! again, for every sync kind; and the known-bad variants, which PCT finds.
 
-use crate::common::iterations;
+use crate::common::{run_bug, run_schedulers};
 use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
 use lazymm::rcu::{self, Rcu};
 use lazymm::sync::thread::Arc;
 use lazymm::walk::{BeginOrder, Bug, FlushDelivery, WalkTracker};
-use shuttle::scheduler::{PctScheduler, RandomScheduler};
-use shuttle::{Config, Runner};
 
 const CPUS: usize = 8;
 const WALKS: usize = 12;
@@ -21,38 +19,17 @@ fn scenario() -> WalkScenario {
 }
 
 fn run(name: &str, make: fn() -> WalkMachine<CPUS>) {
-    let body = move || {
+    run_schedulers(&format!("walk/{name}"), move || {
         let m = Arc::new(make());
         WalkMachine::run(&m);
         let s = m.stats();
         assert_eq!(s.walks, (CPUS - 1) * WALKS);
         assert_eq!(s.collapses, COLLAPSES);
-    };
-    let n = iterations();
-    for (sched, seed) in [("pct2", 2u64), ("pct3", 3), ("random", 0x5eed)] {
-        let start = std::time::Instant::now();
-        let cfg = Config::default();
-        match sched {
-            "random" => Runner::new(RandomScheduler::new_from_seed(seed, n), cfg).run(body),
-            _ => Runner::new(PctScheduler::new_from_seed(seed, seed as usize, n), cfg).run(body),
-        };
-        eprintln!(
-            "shuttle walk/{name}: {sched}, {n} iterations, {:.2?}",
-            start.elapsed()
-        );
-    }
+    });
 }
 
 fn bug(make: fn() -> WalkMachine<CPUS>) {
-    let body = move || {
-        let m = Arc::new(make());
-        WalkMachine::run(&m);
-    };
-    Runner::new(
-        PctScheduler::new_from_seed(0xbad, 3, iterations()),
-        Config::default(),
-    )
-    .run(body);
+    run_bug(move || WalkMachine::run(&Arc::new(make())));
 }
 
 use FlushDelivery::{IpiToAll, NoIpi};
