@@ -80,7 +80,7 @@ type Loaded = PerCpu<AtomicUsize, MAX_THREADS>;
 /// (kernel thread -> the same user mm), around the per-CPU stores every
 /// kernel does anyway.
 #[inline]
-fn round_trip<S: LazyMm<BenchKernel>>(s: &S, k: &BenchKernel, loaded: &Loaded, cpu: CpuId, mm: Mm) {
+fn round_trip<S: LazyMm>(s: &S, k: &BenchKernel, loaded: &Loaded, cpu: CpuId, mm: Mm) {
     let slot = black_box(loaded.get(cpu));
     slot.store(0, Relaxed); // is_lazy = true
     s.enter_lazy(k, cpu, mm);
@@ -94,14 +94,7 @@ fn round_trip<S: LazyMm<BenchKernel>>(s: &S, k: &BenchKernel, loaded: &Loaded, c
 /// One round trip to another mm: user A -> kernel thread -> user B (the
 /// page-table base changes, so `switch_mm` runs), then back the same way.
 #[inline]
-fn round_trip_other<S: LazyMm<BenchKernel>>(
-    s: &S,
-    k: &BenchKernel,
-    loaded: &Loaded,
-    cpu: CpuId,
-    a: Mm,
-    b: Mm,
-) {
+fn round_trip_other<S: LazyMm>(s: &S, k: &BenchKernel, loaded: &Loaded, cpu: CpuId, a: Mm, b: Mm) {
     for (from, to) in [(a, b), (b, a)] {
         let slot = black_box(loaded.get(cpu));
         slot.store(0, Relaxed); // is_lazy = true
@@ -116,12 +109,12 @@ fn round_trip_other<S: LazyMm<BenchKernel>>(
 
 /// The floor: the plain per-CPU store pair alone.
 struct Floor;
-impl LazyMm<BenchKernel> for Floor {
+impl LazyMm for Floor {
     const NAME: &'static str = "floor";
     #[inline]
-    fn enter_lazy(&self, _k: &BenchKernel, _cpu: CpuId, _mm: Mm) {}
+    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
     #[inline]
-    fn leave_lazy(&self, _k: &BenchKernel, _cpu: CpuId, _mm: Mm, _next: Option<Mm>) {}
+    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 }
 
 /// Runs `threads` threads; each builds its work with `setup(thread)` (not
@@ -153,7 +146,7 @@ fn timed<W: FnOnce()>(
     t
 }
 
-fn scaled<S: LazyMm<BenchKernel> + Send + Sync + 'static>(
+fn scaled<S: LazyMm + Send + Sync + 'static>(
     threads: usize,
     iters: u64,
     s: Arc<S>,

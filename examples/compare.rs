@@ -459,10 +459,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
         Scenario::new(nr_mms, vec![script; cpus])
     }
 
-    fn run<S: LazyMm<Machine<S>> + Send + Sync + 'static>(
-        scheme: S,
-        s: Scenario,
-    ) -> (Duration, Stats) {
+    fn run<S: LazyMm + Send + Sync + 'static>(scheme: S, s: Scenario) -> (Duration, Stats) {
         let m = Arc::new(Machine::new(scheme, s));
         let start = Instant::now();
         Machine::run(&m);
@@ -501,7 +498,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
 
     /// Runs every workload of `a` on a fresh `S::default()` (the correct
     /// scheme) each time.
-    fn measure<S: LazyMm<Machine<S>> + Default + Send + Sync + 'static>(a: &Args) -> Measured {
+    fn measure<S: LazyMm + Default + Send + Sync + 'static>(a: &Args) -> Measured {
         let make = S::default;
         let n = a.threads;
         let trips = |t: usize| (t * a.round_trips) as f64;
@@ -565,7 +562,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
         /// 2 CPU slots (the same type for a scheme without a CPU parameter).
         fn new<S, A, B>(mm_fields: &'static [MmField]) -> Self
         where
-            S: LazyMm<Machine<S>> + Default + Send + Sync + 'static,
+            S: LazyMm + Default + Send + Sync + 'static,
         {
             Entry {
                 name: S::NAME,

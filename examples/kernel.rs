@@ -269,55 +269,6 @@ mod toy {
 
     // ------------------------------------------------------ the scheme --
 
-    /// The scheme, chosen at boot. `LazyMm` has an associated constant, so
-    /// it cannot be a trait object itself; this forwards to it. A kernel
-    /// that fixes its scheme at build time calls `LazyMm` directly.
-    trait Scheme: Send + Sync {
-        fn name(&self) -> &'static str;
-        fn enter_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
-        fn transfer_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
-        fn switching_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>);
-        fn switch_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>);
-        fn leave_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm, next: Option<Mm>);
-        fn mm_users_zero(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
-        fn final_drop(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
-        fn lazy_shot(&self, k: &ToyKernel, cpu: CpuId, mm: Mm);
-        fn cpu_dead(&self, k: &ToyKernel, cpu: CpuId);
-    }
-
-    impl<S: LazyMm<ToyKernel> + Send> Scheme for S {
-        fn name(&self) -> &'static str {
-            S::NAME
-        }
-        fn enter_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
-            LazyMm::enter_lazy(self, k, cpu, mm)
-        }
-        fn transfer_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
-            LazyMm::transfer_lazy(self, k, cpu, mm)
-        }
-        fn switching_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
-            LazyMm::switching_mm(self, k, cpu, prev, next)
-        }
-        fn switch_mm(&self, k: &ToyKernel, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
-            LazyMm::switch_mm(self, k, cpu, prev, next)
-        }
-        fn leave_lazy(&self, k: &ToyKernel, cpu: CpuId, mm: Mm, next: Option<Mm>) {
-            LazyMm::leave_lazy(self, k, cpu, mm, next)
-        }
-        fn mm_users_zero(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
-            LazyMm::mm_users_zero(self, k, cpu, mm)
-        }
-        fn final_drop(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
-            LazyMm::final_drop(self, k, cpu, mm)
-        }
-        fn lazy_shot(&self, k: &ToyKernel, cpu: CpuId, mm: Mm) {
-            LazyMm::lazy_shot(self, k, cpu, mm)
-        }
-        fn cpu_dead(&self, k: &ToyKernel, cpu: CpuId) {
-            LazyMm::cpu_dead(self, k, cpu)
-        }
-    }
-
     const SCHEMES: [&str; 6] = [
         "refcount",
         "shootdown",
@@ -327,22 +278,28 @@ mod toy {
         "loaded_mm",
     ];
 
-    fn boot_scheme(name: &str) -> Box<dyn Scheme> {
+    /// Boots the toy with the scheme named `name` and runs the workload:
+    /// the kernel type is generic over its scheme (`ToyKernel<S>`), so a
+    /// kernel that picks its scheme by a type parameter or a build-time
+    /// option writes exactly this, one arm per scheme it supports.
+    fn run_named(a: &Args, name: &str) -> Outcome {
         match name {
-            "refcount" => Box::new(Refcount::new()),
-            "shootdown" => Box::new(Shootdown::new()),
-            "tagged" => Box::new(Tagged::<NR_CPUS>::new()),
-            "cached" => Box::new(Cached::<NR_CPUS>::new()),
-            "hazard" => Box::new(HazardLazy::<NR_CPUS>::new()),
-            "loaded_mm" => Box::new(LoadedMm::<NR_CPUS>::new()),
+            "refcount" => run(a, Refcount::new()),
+            "shootdown" => run(a, Shootdown::new()),
+            "tagged" => run(a, Tagged::<NR_CPUS>::new()),
+            "cached" => run(a, Cached::<NR_CPUS>::new()),
+            "hazard" => run(a, HazardLazy::<NR_CPUS>::new()),
+            "loaded_mm" => run(a, LoadedMm::<NR_CPUS>::new()),
             other => panic!("unknown scheme {other:?}: one of {SCHEMES:?} or all"),
         }
     }
 
     // ------------------------------------------------------ the kernel --
 
-    struct ToyKernel {
-        scheme: Box<dyn Scheme>,
+    /// The kernel, generic over its lazy-mm scheme `S`: `Kernel` for
+    /// `ToyKernel<S>` needs no bound that mentions `ToyKernel` again.
+    struct ToyKernel<S> {
+        scheme: S,
         /// Every process's `mm_struct`, allocated at boot.
         mms: Vec<MmStruct>,
         cpus: Vec<Cpu>,
@@ -351,10 +308,10 @@ mod toy {
         stats: Stats,
     }
 
-    impl ToyKernel {
+    impl<S: LazyMm> ToyKernel<S> {
         /// A kernel with `threads[p]` threads in process `p`, all CPUs idle
         /// on `init_mm`.
-        fn boot(scheme: Box<dyn Scheme>, nr_cpus: usize, threads: &[usize]) -> Self {
+        fn boot(scheme: S, nr_cpus: usize, threads: &[usize]) -> Self {
             let mms = threads
                 .iter()
                 .map(|&n| MmStruct {
@@ -654,7 +611,7 @@ mod toy {
     // time. So the id read here is the CPU the caller runs on, and the
     // caller cannot migrate while the pin lives. Off a CPU thread (no id),
     // `pin` panics instead of naming a CPU.
-    unsafe impl CurrentCpu for ToyKernel {
+    unsafe impl<S: LazyMm> CurrentCpu for ToyKernel<S> {
         fn pin(&self) -> CpuPin<'_> {
             // get_cpu(): a kernel disables preemption and reads
             // smp_processor_id() from its per-CPU area.
@@ -671,7 +628,7 @@ mod toy {
         }
     }
 
-    impl IpiSync for ToyKernel {
+    impl<S: LazyMm> IpiSync for ToyKernel<S> {
         fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &CpuSet) {
             // smp_call_function_many(targets, tlb_remove_table_smp_sync,
             // NULL, wait = 1): an empty request through the same mailboxes as
@@ -686,7 +643,7 @@ mod toy {
     /// kernel does when it loads another page-table base (the CR3 write of
     /// a CPU without ASIDs) and only counts it, after checking that the mm
     /// still exists (`None`: `init_mm`).
-    impl LocalTlb for ToyKernel {
+    impl<S: LazyMm> LocalTlb for ToyKernel<S> {
         type Mm = Option<Mm>;
 
         fn flush_local(&self, pin: &CpuPin<'_>, mm: Option<Mm>) {
@@ -697,7 +654,7 @@ mod toy {
         }
     }
 
-    impl Kernel for ToyKernel {
+    impl<S: LazyMm> Kernel for ToyKernel<S> {
         type Mm = Mm;
 
         fn mmgrab(&self, cpu: CpuId, mm: Mm) {
@@ -791,7 +748,7 @@ mod toy {
     /// One CPU: run tasks until its user threads are gone, go down, idle.
     /// The CPU it is comes from `k.pin()` (the thread-local its start set),
     /// not from an argument.
-    fn cpu_thread(k: &ToyKernel, mut rq: RunQueue) {
+    fn cpu_thread<S: LazyMm>(k: &ToyKernel<S>, mut rq: RunQueue) {
         while let Some(i) = rq.pick_next() {
             // schedule(): preemption off. The pin lives across every hook
             // call of this switch, which all get its CPU; a toy task is
@@ -905,9 +862,9 @@ mod toy {
 
     /// Boots a kernel with `scheme`, runs the workload on every CPU, takes
     /// the CPUs down, and checks that every mm was freed exactly once.
-    fn run(a: &Args, scheme: &str) -> Outcome {
+    fn run<S: LazyMm>(a: &Args, scheme: S) -> Outcome {
         let (threads, backlogs) = workload(a);
-        let k = ToyKernel::boot(boot_scheme(scheme), a.cpus, &threads);
+        let k = ToyKernel::boot(scheme, a.cpus, &threads);
         let start = Instant::now();
         let boot = std::sync::Barrier::new(a.cpus);
         std::thread::scope(|s| {
@@ -957,7 +914,7 @@ mod toy {
         }
         let st = &k.stats;
         let out = Outcome {
-            name: k.scheme.name(),
+            name: S::NAME,
             switches: st.switches.load(Relaxed),
             exited: st.exited.load(Relaxed),
             ipis: st.ipis.load(Relaxed),
@@ -1001,7 +958,7 @@ mod toy {
             "time"
         );
         for scheme in &a.schemes {
-            let o = run(&a, scheme);
+            let o = run_named(&a, scheme);
             println!(
                 "{:<10} {:>9} {:>18} {:>10} {:>10} {:>12} {:>10} {:>9.2?}",
                 o.name, o.switches, o.exited, o.ipis, o.sync_ipis, o.tlb_flushes, o.freed, o.time

@@ -109,11 +109,11 @@ impl<const N: usize> Cached<N> {
     }
 }
 
-impl<K: Kernel, const N: usize> LazyMm<K> for Cached<N> {
+impl<const N: usize> LazyMm for Cached<N> {
     const NAME: &'static str = "cached";
 
     #[inline]
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let slot = self.cached.get(cpu);
         let word = mm.to_word();
         let c = slot.load(Relaxed);
@@ -129,7 +129,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for Cached<N> {
     }
 
     #[inline]
-    fn switch_mm(&self, k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
         if next.is_none() && self.bug.is(Bug::ForgetOnInitMm) {
             return;
         }
@@ -137,7 +137,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for Cached<N> {
     }
 
     #[inline]
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         // The cached reference outlives the lazy use; switch_mm drops it.
         if self.bug.is(Bug::DropOnLeave) && self.cached.get(cpu).load(Relaxed) == mm.to_word() {
             k.mmdrop(cpu, mm);

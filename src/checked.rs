@@ -52,10 +52,10 @@ impl<S, const N: usize> Checked<S, N> {
     }
 }
 
-impl<K: Kernel, S: LazyMm<K>, const N: usize> LazyMm<K> for Checked<S, N> {
+impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
     const NAME: &'static str = S::NAME;
 
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let slot = self.lazy.get(cpu);
         assert!(
             slot.load(Relaxed) == 0,
@@ -66,39 +66,39 @@ impl<K: Kernel, S: LazyMm<K>, const N: usize> LazyMm<K> for Checked<S, N> {
         self.inner.enter_lazy(k, cpu, mm);
     }
 
-    fn transfer_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn transfer_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         self.expect_lazy("transfer_lazy", cpu, mm);
         self.inner.transfer_lazy(k, cpu, mm);
     }
 
-    fn switching_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switching_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
         self.inner.switching_mm(k, cpu, prev, next);
     }
 
-    fn switch_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
         self.inner.switch_mm(k, cpu, prev, next);
     }
 
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
         self.expect_lazy("leave_lazy", cpu, mm);
         self.lazy.get(cpu).store(0, Relaxed);
         self.inner.leave_lazy(k, cpu, mm, next);
     }
 
-    fn mm_users_zero(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mm_users_zero<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         self.inner.mm_users_zero(k, cpu, mm);
     }
 
-    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         self.inner.final_drop(k, cpu, mm);
     }
 
-    fn cpu_dead(&self, k: &K, cpu: CpuId) {
+    fn cpu_dead<K: Kernel>(&self, k: &K, cpu: CpuId) {
         self.lazy.get(cpu).store(0, Relaxed);
         self.inner.cpu_dead(k, cpu);
     }
 
-    fn lazy_shot(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn lazy_shot<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         self.expect_lazy("lazy_shot", cpu, mm);
         self.lazy.get(cpu).store(0, Relaxed);
         self.inner.lazy_shot(k, cpu, mm);

@@ -53,10 +53,10 @@ impl EpochMm {
     }
 }
 
-impl<K: Kernel> LazyMm<K> for EpochMm {
+impl LazyMm for EpochMm {
     const NAME: &'static str = "epoch_mm";
 
-    fn enter_lazy(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
         LAZY_GUARD.with(|g| {
             let mut g = g.borrow_mut();
             assert!(
@@ -67,15 +67,15 @@ impl<K: Kernel> LazyMm<K> for EpochMm {
         });
     }
 
-    fn leave_lazy(&self, _k: &K, cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
         Self::unpin(cpu);
     }
 
-    fn lazy_shot(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
+    fn lazy_shot<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
         Self::unpin(cpu);
     }
 
-    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let passed = Arc::new(AtomicBool::new(false));
         let p = passed.clone();
         // Release: the destructor runs after every guard pinned now is

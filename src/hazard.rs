@@ -308,11 +308,11 @@ impl<const N: usize> HazardLazy<N> {
     }
 }
 
-impl<K: Kernel, const N: usize> LazyMm<K> for HazardLazy<N> {
+impl<const N: usize> LazyMm for HazardLazy<N> {
     const NAME: &'static str = "hazard";
 
     #[inline]
-    fn enter_lazy(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
         // mmgrab_lazy_tlb(): smp_mb(); publish. "Only a single lazy mm per
         // CPU": a full slot is a misuse.
         if !self.domain.bug().is(Bug::NoPublishFence) {
@@ -327,7 +327,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for HazardLazy<N> {
     }
 
     #[inline]
-    fn leave_lazy(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         // mmdrop_lazy_tlb(): smp_mb(); clear the slot.
         smp_mb();
         if !self.domain.clear(cpu, mm.to_word()) {
@@ -335,12 +335,12 @@ impl<K: Kernel, const N: usize> LazyMm<K> for HazardLazy<N> {
         }
     }
 
-    fn lazy_shot(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+    fn lazy_shot<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
         // do_shoot_lazy_tlb(): the CPU switched to the kernel's mm; clear.
         self.domain.clear(cpu, mm.to_word());
     }
 
-    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         // cleanup_lazy_tlbs() -> hazptr_scan(..., retire_lazy_mm_hp): a
         // targeted IPI to each holder; the scan waits for its slot to clear.
         let mut shoot = |c: CpuId| {

@@ -82,24 +82,30 @@ impl<const N: usize> LoadedMm<N> {
     }
 }
 
-impl<K: Kernel, const N: usize> LazyMm<K> for LoadedMm<N> {
+impl<const N: usize> LazyMm for LoadedMm<N> {
     const NAME: &'static str = "loaded_mm";
 
     #[inline]
-    fn enter_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
+    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
 
     #[inline]
-    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 
     #[inline]
-    fn switching_mm(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, _next: Option<K::Mm>) {
+    fn switching_mm<K: Kernel>(
+        &self,
+        _k: &K,
+        cpu: CpuId,
+        _prev: Option<K::Mm>,
+        _next: Option<K::Mm>,
+    ) {
         // Relaxed: a reader of SWITCHING IPIs us, and the IPI's
         // acknowledgement carries the ordering.
         self.loaded.get(cpu).store(SWITCHING, Relaxed);
     }
 
     #[inline]
-    fn switch_mm(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switch_mm<K: Kernel>(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
         // Release: pairs with the final drop's acquire load; our uses of the
         // previous mm happen before a drop that sees this value.
         self.loaded
@@ -107,7 +113,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for LoadedMm<N> {
             .store(next.map_or(0, MmHandle::to_word), Release);
     }
 
-    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let word = mm.to_word();
         let mut targets = CpuSet::new();
         for (c, w) in self.loaded.iter() {

@@ -124,16 +124,16 @@ impl<const N: usize> RcuMm<N> {
     }
 }
 
-impl<K: Kernel, const N: usize> LazyMm<K> for RcuMm<N> {
+impl<const N: usize> LazyMm for RcuMm<N> {
     const NAME: &'static str = "rcu_mm";
 
-    fn enter_lazy(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
         if self.bug.is(Bug::IdleIsQuiescent) && !self.rcu.is_idle(cpu) {
             self.rcu.idle_enter(cpu);
         }
     }
 
-    fn leave_lazy(&self, _k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
         // Correct scheme: nothing (the mm stays loaded, or `switch_mm`
         // already reported the load of another one).
         if self.bug.is(Bug::IdleIsQuiescent) && next == Some(mm) && self.rcu.is_idle(cpu) {
@@ -141,7 +141,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for RcuMm<N> {
         }
     }
 
-    fn switch_mm(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switch_mm<K: Kernel>(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
         let idle = self.rcu.is_idle(cpu);
         match next {
             None if !idle => self.rcu.idle_enter(cpu),
@@ -151,7 +151,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for RcuMm<N> {
         }
     }
 
-    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let cookie = self.rcu.snap();
         for _ in 0..Self::POLLS {
             k.serve_ipis(cpu);

@@ -74,11 +74,11 @@ impl Refcount {
     }
 }
 
-impl<K: Kernel> LazyMm<K> for Refcount {
+impl LazyMm for Refcount {
     const NAME: &'static str = "refcount";
 
     #[inline]
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         // mmgrab_lazy_tlb(): the CPU's user task still holds mm_users, so the
         // mm is alive and an unordered increment suffices.
         k.mmgrab(cpu, mm);
@@ -89,7 +89,7 @@ impl<K: Kernel> LazyMm<K> for Refcount {
     }
 
     #[inline]
-    fn transfer_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn transfer_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         // The reference moves with active_mm; nothing to do.
         if self.bug.is(Bug::TransferGrabs) {
             // BUG: a second reference for the same lazy use.
@@ -98,7 +98,7 @@ impl<K: Kernel> LazyMm<K> for Refcount {
     }
 
     #[inline]
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         if self.bug.is(Bug::DropBeforeLastUse) {
             return; // already dropped in enter_lazy
         }

@@ -172,30 +172,30 @@ pub trait Kernel: Sync {
 /// Every hook runs on `cpu`, with preemption disabled, and — except
 /// [`final_drop`](Self::final_drop) and [`mm_users_zero`](Self::mm_users_zero),
 /// which run with interrupts enabled — with interrupts disabled.
-pub trait LazyMm<K: Kernel>: Sync {
+pub trait LazyMm: Sync {
     /// A short name for tables.
     const NAME: &'static str;
 
     /// `cpu` keeps `mm` loaded for a task without an mm (`mmgrab_lazy_tlb()`).
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm);
+    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm);
 
     /// kernel → kernel: the lazy use of `mm` passes to the next kernel task.
     #[inline]
-    fn transfer_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn transfer_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let _ = (k, cpu, mm);
     }
 
     /// `cpu` is about to reload its page-table base from `prev` to `next`
     /// (`None`: the kernel's own mm); called with interrupts disabled.
     #[inline]
-    fn switching_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switching_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
         let _ = (k, cpu, prev, next);
     }
 
     /// `cpu` has loaded `next` (`None`: the kernel's own mm) in place of
     /// `prev`; called right after the load, with interrupts disabled.
     #[inline]
-    fn switch_mm(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
         let _ = (k, cpu, prev, next);
     }
 
@@ -203,32 +203,32 @@ pub trait LazyMm<K: Kernel>: Sync {
     /// `finish_task_switch()`. The CPU has loaded `next` (`None`: the
     /// kernel's own mm); `next == Some(mm)` is an unlazy back into the same
     /// mm, whose incoming task holds `mm_users`.
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>);
+    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>);
 
     /// `mm_users` of `mm` reached 0 (in `__mmput()`, before the users'
     /// reference on `mm_count` is dropped).
     #[inline]
-    fn mm_users_zero(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mm_users_zero<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let _ = (k, cpu, mm);
     }
 
     /// `mm_count` of `mm` reached 0 (in `__mmdrop()`, before the free): after
     /// this returns no CPU may still use `mm`.
     #[inline]
-    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let _ = (k, cpu, mm);
     }
 
     /// `cpu` is dead (hotplug teardown, run on another CPU after `cpu`
     /// stopped): give back any per-CPU state the scheme deferred.
     #[inline]
-    fn cpu_dead(&self, k: &K, cpu: CpuId) {
+    fn cpu_dead<K: Kernel>(&self, k: &K, cpu: CpuId) {
         let _ = (k, cpu);
     }
 
     /// A final drop's IPI switched `cpu` from its lazy `mm` to the kernel's own.
     #[inline]
-    fn lazy_shot(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn lazy_shot<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let _ = (k, cpu, mm);
     }
 }

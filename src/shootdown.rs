@@ -50,20 +50,20 @@ impl Shootdown {
     }
 }
 
-impl<K: Kernel> LazyMm<K> for Shootdown {
+impl LazyMm for Shootdown {
     const NAME: &'static str = "shootdown";
 
     #[inline]
-    fn enter_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {
         // No reference: the cpumask bit set when the mm was loaded is the record.
     }
 
     #[inline]
-    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
         // Nothing to drop.
     }
 
-    fn final_drop(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         // cleanup_lazy_tlbs(): the acquire snapshot pairs with the release
         // clear in switch_mm; shoot_lazies waits for every acknowledgement.
         let cpus = k.mm_cpumask(mm);

@@ -248,11 +248,11 @@ impl<const N: usize> Tagged<N> {
     }
 }
 
-impl<K: Kernel, const N: usize> LazyMm<K> for Tagged<N> {
+impl<const N: usize> LazyMm for Tagged<N> {
     const NAME: &'static str = "tagged";
 
     #[inline]
-    fn enter_lazy(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
         let w = self.words.get(cpu);
         debug_assert_eq!(
             w.load(Relaxed),
@@ -273,7 +273,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for Tagged<N> {
     }
 
     #[inline]
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
         let w = self.words.get(cpu);
         let word = mm.to_word();
         let same_mm = next == Some(mm);
@@ -296,7 +296,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for Tagged<N> {
         }
     }
 
-    fn mm_users_zero(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mm_users_zero<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         debug_assert_eq!(
             k.mm_users(mm),
             0,
@@ -389,11 +389,11 @@ impl<const N: usize> TaggedV2<N> {
 }
 
 #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
-impl<K: Kernel, const N: usize> LazyMm<K> for TaggedV2<N> {
+impl<const N: usize> LazyMm for TaggedV2<N> {
     const NAME: &'static str = "tagged-v2";
 
     #[inline]
-    fn enter_lazy(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
         let w = self.lazy_mm.get(cpu);
         debug_assert_eq!(
             w.load(Relaxed),
@@ -405,7 +405,7 @@ impl<K: Kernel, const N: usize> LazyMm<K> for TaggedV2<N> {
     }
 
     #[inline]
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         let w = self.lazy_mm.get(cpu);
         if w.load(Relaxed) != mm.to_word() {
             not_lazy(cpu);
@@ -417,16 +417,16 @@ impl<K: Kernel, const N: usize> LazyMm<K> for TaggedV2<N> {
     }
 
     #[inline]
-    fn switch_mm(&self, k: &K, cpu: CpuId, _prev: Option<K::Mm>, _next: Option<K::Mm>) {
+    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, _prev: Option<K::Mm>, _next: Option<K::Mm>) {
         // finish_task_switch() drops extra references at every switch.
         self.drop_extra(k, cpu);
     }
 
-    fn cpu_dead(&self, k: &K, cpu: CpuId) {
+    fn cpu_dead<K: Kernel>(&self, k: &K, cpu: CpuId) {
         self.drop_extra(k, cpu);
     }
 
-    fn mm_users_zero(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mm_users_zero<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let word = mm.to_word();
         for c in k.mm_cpumask(mm).iter() {
             // Acquire: pairs with leave_lazy's release store.

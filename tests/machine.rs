@@ -164,7 +164,7 @@ impl Reference {
         }
     }
 
-    fn check<S: LazyMm<Machine<S>> + Send + Sync + 'static>(&self, m: &Machine<S>, after: &str) {
+    fn check<S: LazyMm + Send + Sync + 'static>(&self, m: &Machine<S>, after: &str) {
         for i in 0..self.users.len() {
             assert_eq!(
                 m.mm_counts(i),
@@ -199,12 +199,7 @@ impl Reference {
 
 /// Runs `s` sequentially, interleaving CPUs as `picks` says, checking the
 /// machine against the reference after every step.
-fn run<S: LazyMm<Machine<S>> + Send + Sync + 'static>(
-    kind: Kind,
-    scheme: S,
-    s: Scenario,
-    picks: &[usize],
-) {
+fn run<S: LazyMm + Send + Sync + 'static>(kind: Kind, scheme: S, s: Scenario, picks: &[usize]) {
     let m = Machine::new(scheme, s.clone()).with_inline_ipis();
     let mut r = Reference::new(kind, &s);
     let mut pos = vec![0; s.nr_cpus()];

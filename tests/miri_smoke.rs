@@ -69,7 +69,7 @@ fn scenarios() -> [Scenario; 5] {
 /// Runs every scenario on a machine with the scheme `make()` builds.
 fn machine<S>(make: impl Fn() -> S, bug: Option<lazymm::model::MachineBug>)
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     for s in scenarios() {
         for _ in 0..RUNS {
@@ -231,7 +231,7 @@ mod probe {
 
     fn probe<S>(make: impl Fn() -> S, bug: Option<MachineBug>)
     where
-        S: LazyMm<Machine<S>> + Send + Sync + 'static,
+        S: LazyMm + Send + Sync + 'static,
     {
         exit_on_panic();
         machine(make, bug);

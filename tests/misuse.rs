@@ -19,7 +19,7 @@ use lazymm::tagged::Tagged;
 
 fn run_checked<S>(inner: fn() -> S)
 where
-    S: LazyMm<Machine<Checked<S, 4>>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     for seed in 0..20 {
         let m = Arc::new(Machine::new(

@@ -2,7 +2,7 @@
 //! outside the crate with loom and shuttle, one call each.
 //!
 //! A scheme is anything that implements `LazyMm` for every
-//! [`Kernel`](crate::scheme::Kernel) (`impl<K: Kernel> LazyMm<K> for
+//! [`Kernel`](crate::scheme::Kernel) (`impl LazyMm for
 //! MyScheme`). The harness runs it on the simulated
 //! [`Machine`](super::Machine), whose oracle panics on a use-after-free, a double
 //! free, a negative count, or a leak (see the [`model`](super) docs), under
@@ -43,16 +43,16 @@
 //! #[derive(Default)]
 //! pub struct MyRefcount;
 //!
-//! impl<K: Kernel> LazyMm<K> for MyRefcount {
+//! impl LazyMm for MyRefcount {
 //!     const NAME: &'static str = "my-refcount";
 //!
 //!     // user -> kernel thread, and exit_mm(): the CPU keeps the mm loaded.
-//!     fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+//!     fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
 //!         k.mmgrab(cpu, mm);
 //!     }
 //!
 //!     // finish_task_switch() once the CPU loaded another mm (or CPU down).
-//!     fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+//!     fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
 //!         k.mmdrop(cpu, mm);
 //!     }
 //! }
@@ -216,7 +216,7 @@ pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
 #[cfg(any(loom, lazymm_shuttle))]
 fn run_machine<S>(scheme: S, scenario: Scenario, bug: Option<MachineBug>) -> u64
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     use crate::sync::thread::Arc;
     let mut m = Machine::new(scheme, scenario);
@@ -303,7 +303,7 @@ impl LoomCheck {
     /// execution.
     pub fn run<S, F>(&self, make: F, scenario: Scenario) -> LoomReport
     where
-        S: LazyMm<Machine<S>> + Send + Sync + 'static,
+        S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
         let mut b = crate::sync::checker::Builder::new();
@@ -340,7 +340,7 @@ impl LoomCheck {
 #[cfg(loom)]
 pub fn loom_check<S, F>(preemption_bound: usize, make: F, scenario: Scenario) -> LoomReport
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
     LoomCheck::new(preemption_bound).run(make, scenario)
@@ -351,7 +351,7 @@ where
 #[cfg(loom)]
 pub fn loom_check_standard<S, F>(make: F) -> Vec<(&'static str, LoomReport)>
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
     let make = std::sync::Arc::new(make);
@@ -540,7 +540,7 @@ impl ShuttleCheck {
     /// `replay_from_file` of a failing schedule.
     pub fn execution<S, F>(&self, make: F) -> impl Fn() + Send + Sync + 'static
     where
-        S: LazyMm<Machine<S>> + Send + Sync + 'static,
+        S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
         self.counted_execution(
@@ -555,7 +555,7 @@ impl ShuttleCheck {
         switches: std::sync::Arc<Shadow>,
     ) -> impl Fn() + Send + Sync + 'static
     where
-        S: LazyMm<Machine<S>> + Send + Sync + 'static,
+        S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
         let workload = self.workload.clone();
@@ -590,7 +590,7 @@ impl ShuttleCheck {
     /// the first failing execution.
     pub fn run<S, F>(&self, make: F) -> Vec<ShuttleReport>
     where
-        S: LazyMm<Machine<S>> + Send + Sync + 'static,
+        S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
         use crate::sync::checker::scheduler::{PctScheduler, RandomScheduler};
@@ -633,7 +633,7 @@ impl ShuttleCheck {
 #[cfg(lazymm_shuttle)]
 pub fn shuttle_check<S, F>(make: F) -> Vec<ShuttleReport>
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
     ShuttleCheck::new().run(make)

@@ -275,26 +275,9 @@ struct Mm {
     torn_down: Shadow,
 }
 
-/// The scheme's hooks as plain function pointers, captured where
-/// `S: LazyMm<Machine<S>>` is known, so that `Machine<S>: Kernel` needs no
-/// bound on `S` (the two bounds would otherwise be cyclic).
-struct Hooks<S> {
-    enter_lazy: fn(&S, &Machine<S>, CpuId, MmId),
-    transfer_lazy: fn(&S, &Machine<S>, CpuId, MmId),
-    leave_lazy: fn(&S, &Machine<S>, CpuId, MmId, Option<MmId>),
-    switch_mm: fn(&S, &Machine<S>, CpuId, Option<MmId>, Option<MmId>),
-    switching_mm: fn(&S, &Machine<S>, CpuId, Option<MmId>, Option<MmId>),
-    mm_users_zero: fn(&S, &Machine<S>, CpuId, MmId),
-    final_drop: fn(&S, &Machine<S>, CpuId, MmId),
-    lazy_shot: fn(&S, &Machine<S>, CpuId, MmId),
-    cpu_dead: fn(&S, &Machine<S>, CpuId),
-    name: &'static str,
-}
-
 /// A simulated SMP machine running lazy-mm scheme `S` (see the module docs).
 pub struct Machine<S> {
     scheme: S,
-    hooks: Hooks<S>,
     scenario: Scenario,
     cpus: Vec<CachePadded<Cpu>>,
     mms: Vec<CachePadded<Mm>>,
@@ -316,22 +299,10 @@ unsafe impl<S: Send> Send for Machine<S> {}
 
 impl<S> Machine<S>
 where
-    S: LazyMm<Self> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     /// A machine running `scenario` under `scheme`, all CPUs idle on `init_mm`.
     pub fn new(scheme: S, scenario: Scenario) -> Self {
-        let hooks = Hooks {
-            enter_lazy: |s: &S, k, c, m| s.enter_lazy(k, c, m),
-            transfer_lazy: |s: &S, k, c, m| s.transfer_lazy(k, c, m),
-            leave_lazy: |s: &S, k, c, m, n| s.leave_lazy(k, c, m, n),
-            switch_mm: |s: &S, k, c, p, n| s.switch_mm(k, c, p, n),
-            switching_mm: |s: &S, k, c, p, n| s.switching_mm(k, c, p, n),
-            mm_users_zero: |s: &S, k, c, m| s.mm_users_zero(k, c, m),
-            final_drop: |s: &S, k, c, m| s.final_drop(k, c, m),
-            lazy_shot: |s: &S, k, c, m| s.lazy_shot(k, c, m),
-            cpu_dead: |s: &S, k, c| s.cpu_dead(k, c),
-            name: S::NAME,
-        };
         let users = scenario.tasks_per_mm();
         let cpus = (0..scenario.nr_cpus())
             .map(|_| {
@@ -365,7 +336,6 @@ where
             .collect();
         Self {
             scheme,
-            hooks,
             scenario,
             cpus,
             mms,
@@ -376,10 +346,10 @@ where
     }
 }
 
-impl<S: Send + Sync + 'static> Machine<S> {
+impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     /// The scheme's name.
     pub fn scheme_name(&self) -> &'static str {
-        self.hooks.name
+        S::NAME
     }
 
     /// Switches on a known bug of the machine's own kernel code.
@@ -421,7 +391,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
     /// ([`LazyMm::cpu_dead`]), then the end-of-execution checks.
     pub fn finish(&self) {
         for c in 0..self.nr_cpus() {
-            (self.hooks.cpu_dead)(&self.scheme, self, CpuId::new(c));
+            self.scheme.cpu_dead(self, CpuId::new(c));
         }
         self.check_end();
     }
@@ -493,7 +463,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
             s.is_lazy = false;
         });
         if mm != MmId::INIT {
-            (self.hooks.leave_lazy)(&self.scheme, self, cpu, mm, None);
+            self.scheme.leave_lazy(self, cpu, mm, None);
         }
     }
 
@@ -512,10 +482,10 @@ impl<S: Send + Sync + 'static> Machine<S> {
                         // user -> kernel: lazy + mmgrab_lazy_tlb()
                         self.update(cpu, |s| s.is_lazy = true);
                         self.count(cpu, |s| s.lazy_enters += 1);
-                        (self.hooks.enter_lazy)(&self.scheme, self, cpu, mm);
+                        self.scheme.enter_lazy(self, cpu, mm);
                     }
                     // kernel -> kernel: the lazy use is transferred
-                    Task::Kernel => (self.hooks.transfer_lazy)(&self.scheme, self, cpu, mm),
+                    Task::Kernel => self.scheme.transfer_lazy(self, cpu, mm),
                 }
             }
             Task::User(mm) => {
@@ -532,7 +502,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
                 // finish_task_switch(): kernel -> user drops rq->prev_mm.
                 if st.curr == Task::Kernel && prev_active != MmId::INIT {
                     self.touch(cpu);
-                    (self.hooks.leave_lazy)(&self.scheme, self, cpu, prev_active, Some(mm));
+                    self.scheme.leave_lazy(self, cpu, prev_active, Some(mm));
                 }
             }
         }
@@ -545,7 +515,8 @@ impl<S: Send + Sync + 'static> Machine<S> {
         if prev == next {
             return;
         }
-        (self.hooks.switching_mm)(&self.scheme, self, cpu, prev.real(), next.real());
+        self.scheme
+            .switching_mm(self, cpu, prev.real(), next.real());
         if next != MmId::INIT {
             // Relaxed: this CPU's user task of `next` holds mm_users and will
             // only drop it (a release RMW) after this point, so the bit is
@@ -564,7 +535,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
             self.mm(prev).cpumask.remove(cpu, Release);
             self.count(cpu, |s| s.shared_rmws += 1);
         }
-        (self.hooks.switch_mm)(&self.scheme, self, cpu, prev.real(), next.real());
+        self.scheme.switch_mm(self, cpu, prev.real(), next.real());
     }
 
     fn exit(&self, cpu: CpuId) {
@@ -577,7 +548,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
             s.lazy_enters += 1;
         });
         // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL; enter_lazy_tlb().
-        (self.hooks.enter_lazy)(&self.scheme, self, cpu, mm);
+        self.scheme.enter_lazy(self, cpu, mm);
         self.update(cpu, |s| {
             s.curr = Task::Kernel;
             s.is_lazy = true;
@@ -598,7 +569,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
         }
         if old == 1 {
             // __mmput()
-            (self.hooks.mm_users_zero)(&self.scheme, self, cpu, mm);
+            self.scheme.mm_users_zero(self, cpu, mm);
             self.mm(mm).torn_down.set(1); // exit_mmap()
             self.mmdrop(cpu, mm);
         }
@@ -692,7 +663,7 @@ impl<S: Send + Sync + 'static> Machine<S> {
                         s.active_mm = MmId::INIT;
                         s.is_lazy = false;
                     });
-                    (self.hooks.lazy_shot)(&self.scheme, self, cpu, mm);
+                    self.scheme.lazy_shot(self, cpu, mm);
                 }
             }
         }
@@ -843,7 +814,7 @@ fn race_is_uaf<R>(
     }
 }
 
-impl<S: Send + Sync + 'static> Kernel for Machine<S> {
+impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
     type Mm = MmId;
 
     fn mmgrab(&self, cpu: CpuId, mm: MmId) {
@@ -867,7 +838,7 @@ impl<S: Send + Sync + 'static> Kernel for Machine<S> {
         }
         if old == 1 {
             // __mmdrop()
-            (self.hooks.final_drop)(&self.scheme, self, cpu, mm);
+            self.scheme.final_drop(self, cpu, mm);
             self.free_mm(cpu, mm);
         }
     }

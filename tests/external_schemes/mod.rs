@@ -12,14 +12,14 @@ use lazymm::scheme::{Kernel, LazyMm};
 #[derive(Default)]
 pub struct PlainRefcount;
 
-impl<K: Kernel> LazyMm<K> for PlainRefcount {
+impl LazyMm for PlainRefcount {
     const NAME: &'static str = "external/plain-refcount";
 
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         k.mmgrab(cpu, mm);
     }
 
-    fn leave_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         k.mmdrop(cpu, mm);
     }
 }
@@ -29,24 +29,24 @@ impl<K: Kernel> LazyMm<K> for PlainRefcount {
 #[derive(Default)]
 pub struct NoGrab;
 
-impl<K: Kernel> LazyMm<K> for NoGrab {
+impl LazyMm for NoGrab {
     const NAME: &'static str = "external/no-grab";
 
-    fn enter_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
+    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
 
-    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 }
 
 /// Wrong: the lazy reference is taken and never given back.
 #[derive(Default)]
 pub struct NoDrop;
 
-impl<K: Kernel> LazyMm<K> for NoDrop {
+impl LazyMm for NoDrop {
     const NAME: &'static str = "external/no-drop";
 
-    fn enter_lazy(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         k.mmgrab(cpu, mm);
     }
 
-    fn leave_lazy(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 }

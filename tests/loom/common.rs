@@ -1,7 +1,7 @@
 //! The shared loom scenarios and the runner.
 
 use lazymm::model::harness::{LoomCheck, LOOM_BOUND_2_CPUS, LOOM_BOUND_3_CPUS};
-use lazymm::model::{Machine, Scenario};
+use lazymm::model::Scenario;
 use lazymm::scheme::LazyMm;
 
 /// The standard scenarios (`lazymm::model::harness`), as the tests name them.
@@ -46,7 +46,7 @@ fn loom_check(name: &str, bound: usize) -> LoomCheck {
 /// preemptions (or `LOOM_MAX_PREEMPTIONS`), and prints what it explored.
 pub fn check<S>(name: &'static str, bound: usize, make: fn() -> S, scenario: fn() -> Scenario)
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     let report = loom_check(name, bound).run(make, scenario());
     eprintln!("loom {name}: {report}");
@@ -60,7 +60,7 @@ pub fn check_machine_bug<S>(
     scenario: fn() -> Scenario,
     bug: lazymm::model::MachineBug,
 ) where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     let report = loom_check(name, bound)
         .machine_bug(bug)

@@ -2,7 +2,7 @@
 //! environment: iterations and failing-schedule persistence.
 
 use lazymm::model::harness::{ShuttleCheck, ShuttleScheduler};
-use lazymm::model::{Machine, MachineBug};
+use lazymm::model::MachineBug;
 use lazymm::scheme::LazyMm;
 use shuttle::{Config, FailurePersistence};
 
@@ -31,7 +31,7 @@ pub fn checker(bug: Option<MachineBug>) -> ShuttleCheck {
 /// replayable randomness) run on a fresh machine.
 pub fn execution<S>(make: fn() -> S, bug: Option<MachineBug>) -> impl Fn() + Send + Sync + 'static
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     checker(bug).execution(make)
 }
@@ -39,7 +39,7 @@ where
 /// PCT at depths 2 and 3 and the random scheduler, each with a fixed seed.
 pub fn check_all<S>(name: &str, make: fn() -> S)
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     for report in checker(None).run(make) {
         eprintln!("shuttle {name}: {report}");
@@ -59,7 +59,7 @@ pub fn config() -> Config {
 /// Runs a known-bad variant under PCT (depth 3) until it fails.
 pub fn check_bug<S>(make: fn() -> S, bug: Option<MachineBug>)
 where
-    S: LazyMm<Machine<S>> + Send + Sync + 'static,
+    S: LazyMm + Send + Sync + 'static,
 {
     checker(bug)
         .schedulers(&[ShuttleScheduler::Pct {
