@@ -6,16 +6,16 @@
 //! (one CPU slot each), each doing the same fixed number of round trips.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use lazymm::cached::Cached;
+use lazymm::check::sync::{AtomicUsize, Ordering::*};
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
-use lazymm::hazard::HazardLazy;
-use lazymm::loaded::LoadedMm;
-use lazymm::rcu_mm::RcuMm;
-use lazymm::refcount::Refcount;
-use lazymm::scheme::{Kernel, LazyMm, MmHandle};
-use lazymm::shootdown::Shootdown;
-use lazymm::sync::{AtomicUsize, Ordering::*};
-use lazymm::tagged::{Options, Tagged};
+use lazymm::lazy::cached::Cached;
+use lazymm::lazy::hazard::HazardLazy;
+use lazymm::lazy::loaded::LoadedMm;
+use lazymm::lazy::rcu_mm::RcuMm;
+use lazymm::lazy::refcount::Refcount;
+use lazymm::lazy::shootdown::Shootdown;
+use lazymm::lazy::tagged::{Options, Tagged};
+use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

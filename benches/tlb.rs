@@ -1,5 +1,5 @@
-//! Criterion benches of the lazy-TLB protocol (`lazymm::tlbgen`) and the
-//! batched-flush word (`lazymm::batched`), production build.
+//! Criterion benches of the lazy-TLB protocol (`lazymm::tlb::tlbgen`) and the
+//! batched-flush word (`lazymm::tlb::batched`), production build.
 //!
 //! `cargo bench --bench tlb`.
 //!
@@ -16,10 +16,10 @@
 //! * `batched`: `set_pending` and a `flush_pending` that finds nothing.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use lazymm::batched::FlushBatched;
+use lazymm::check::sync::Ordering::*;
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet};
-use lazymm::sync::Ordering::*;
-use lazymm::tlbgen::{LazyTlb, TlbGen, INIT_MM};
+use lazymm::tlb::batched::FlushBatched;
+use lazymm::tlb::tlbgen::{LazyTlb, TlbGen, INIT_MM};
 use std::hint::black_box;
 
 const MM: usize = 0x1000;

@@ -1,5 +1,5 @@
 //! Criterion benches of the lockless-walker protocol (`lazymm::walk`) and
-//! the RCU quiescent-state report (`lazymm::rcu`), production build.
+//! the RCU quiescent-state report (`lazymm::reclaim::rcu`), production build.
 //!
 //! `cargo bench --bench walk`.
 //!
@@ -13,9 +13,9 @@
 //!   broadcast's `N - 1`; an IPI's cost is the platform's, not measured here.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use lazymm::check::sync::{AtomicUsize, Ordering::*};
 use lazymm::cpu::{CpuId, CpuSet};
-use lazymm::rcu::Rcu;
-use lazymm::sync::{AtomicUsize, Ordering::*};
+use lazymm::reclaim::rcu::Rcu;
 use lazymm::walk::{BeginOrder, WalkTracker};
 use std::hint::black_box;
 

@@ -6,7 +6,7 @@
 # several Miri seeds (the seed drives Miri's thread scheduler and its
 # weak-memory choices).
 #
-# The bug_ switches are compiled out of this build (src/bugs.rs); ci/mutants.sh
+# The bug_ switches are compiled out of this build (src/check/bugs.rs); ci/mutants.sh
 # runs them under loom, shuttle and (with the bug-variants feature) Miri.
 #
 #   MIRI_SEEDS             seeds to loop over (default "0 1 2 3")

@@ -41,7 +41,7 @@ declare -A why=(
   [no_drop_on_failed_cmpxchg]="shuttle: needs a preemption inside a two-instruction window (check..cmpxchg) that 1,000 PCT runs of 240-step workloads do not hit (tests/shuttle/tagged.rs); loom kills it."
   [unlazy_store_if_users]="shuttle: needs a preemption inside a two-instruction window (load..store) that 1,000 PCT runs of 240-step workloads do not hit (tests/shuttle/tagged.rs); loom kills it."
   [drop_on_successful_cmpxchg]=""
-  [cmpxchg_success_relaxed]="loom: orders RMWs on one location by execution order, so the relaxed-success message-passing bug is invisible to it (src/tagged.rs docs; pinned by loom_blind_cmpxchg_success_relaxed). shuttle: an ordering bug, invisible to SeqCst atomics. Miri: the same limit as loom: its modification order is the execution order and an RMW reads the last store, so the remote drop never precedes the grab it pairs with."
+  [cmpxchg_success_relaxed]="loom: orders RMWs on one location by execution order, so the relaxed-success message-passing bug is invisible to it (src/lazy/tagged.rs docs; pinned by loom_blind_cmpxchg_success_relaxed). shuttle: an ordering bug, invisible to SeqCst atomics. Miri: the same limit as loom: its modification order is the execution order and an RMW reads the last store, so the remote drop never precedes the grab it pairs with."
   [drop_on_leave]=""
   [forget_on_init_mm]=""
   [switching_window]=""
@@ -49,7 +49,7 @@ declare -A why=(
   [no_scan_fence]="shuttle: a store-buffering fence bug; ordering, invisible to shuttle's SeqCst atomics. Killed only in the domain models (loom's, and the Miri probe's): in the lazy-mm use the owner's mm_users drop already orders the publish (see the next row)."
   [no_revalidate]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
   [scan_no_wait]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
-  [lazy_without_fences]="Not a bug in this use, pinned as such: the publish happens before the owner's mm_users drop (a release RMW), so the fences are not what keeps the mm alive (src/hazard.rs docs). Pinned by loom's lazy_without_fences_still_safe; the Miri probe agrees."
+  [lazy_without_fences]="Not a bug in this use, pinned as such: the publish happens before the owner's mm_users drop (a release RMW), so the fences are not what keeps the mm alive (src/lazy/hazard.rs docs). Pinned by loom's lazy_without_fences_still_safe; the Miri probe agrees."
   [sync_rmb]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
   [no_walker_fence]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
   [no_walker_fence_xchg]="shuttle: an ordering bug (a missing full barrier in a store-buffering pair); shuttle treats every atomic as SeqCst and cannot see it, so there is no shuttle test."
@@ -109,7 +109,7 @@ parse() {
         if [ "$res" = ok ]; then
           cell="not killed (safe in this use; pinned by $name)"
         else
-          cell="$name FAILED (update src/hazard.rs docs)"; failed=1
+          cell="$name FAILED (update src/lazy/hazard.rs docs)"; failed=1
         fi
         ;;
       *)

@@ -10,7 +10,7 @@
 //!
 //! Each scheme runs these workloads on a machine of `N` running CPUs
 //! (`--threads`, default: the number of cores, at most the machine's cap
-//! [`lazymm::model::MAX_CPUS`] = 64), one real thread per CPU:
+//! [`lazymm::check::model::MAX_CPUS`] = 64), one real thread per CPU:
 //!
 //! * **round trips, same mm**, at every thread count `1..=N` (the thread
 //!   scaling): every CPU runs a thread of one shared process and does `R`
@@ -52,7 +52,7 @@
 //!   and `0` for a scheme type without a CPU parameter. The whole scheme
 //!   struct at `C` slots, `size_of::<Scheme<C>>()`, is in the CSV.
 //! * **B/mm**: bytes of the mm fields the scheme's hooks read or write:
-//!   `mm_count` (`size_of::<lazymm::sync::AtomicUsize>()`, for the schemes
+//!   `mm_count` (`size_of::<lazymm::check::sync::AtomicUsize>()`, for the schemes
 //!   that grab or drop references) and the cpumask (`size_of::<CpuSet<1>>()`
 //!   per word, `C` bits rounded up to words, for the schemes whose exit walks
 //!   it). Every Linux mm has both fields anyway; no scheme adds one.
@@ -88,18 +88,18 @@ fn main() {
 
 #[cfg(not(loom))]
 mod imp {
-    use lazymm::cached::Cached;
+    use lazymm::check::model::{Machine, MmId, Op, Scenario, SplitMix, Stats, MAX_CPUS};
+    use lazymm::check::sync::thread::Arc;
+    use lazymm::check::sync::AtomicUsize;
     use lazymm::cpu::{CpuSet, WORD_BITS};
-    use lazymm::hazard::HazardLazy;
-    use lazymm::loaded::LoadedMm;
-    use lazymm::model::{Machine, MmId, Op, Scenario, SplitMix, Stats, MAX_CPUS};
-    use lazymm::rcu_mm::RcuMm;
-    use lazymm::refcount::Refcount;
-    use lazymm::scheme::LazyMm;
-    use lazymm::shootdown::Shootdown;
-    use lazymm::sync::thread::Arc;
-    use lazymm::sync::AtomicUsize;
-    use lazymm::tagged::Tagged;
+    use lazymm::lazy::cached::Cached;
+    use lazymm::lazy::hazard::HazardLazy;
+    use lazymm::lazy::loaded::LoadedMm;
+    use lazymm::lazy::rcu_mm::RcuMm;
+    use lazymm::lazy::refcount::Refcount;
+    use lazymm::lazy::shootdown::Shootdown;
+    use lazymm::lazy::tagged::Tagged;
+    use lazymm::lazy::LazyMm;
     use std::collections::HashMap;
     use std::io::Write;
     use std::mem::size_of;
@@ -207,7 +207,7 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
         if !(1..=MAX_CPUS).contains(&threads) {
             fail(&format!(
                 "--threads must be 1..={MAX_CPUS} (the simulated machine's cap, \
-                 lazymm::model::MAX_CPUS), got {threads}"
+                 lazymm::check::model::MAX_CPUS), got {threads}"
             ));
         }
         if round_trips == 0 {
@@ -672,8 +672,8 @@ Writes $CARGO_TARGET_DIR/lazymm-compare.csv and lazymm-compare.svg
     /// The TLB and walker machines on the same CPUs: flush IPIs sent and
     /// saved by lazy skipping, and sync IPIs targeted vs broadcast.
     fn tlb_and_walkers(a: &Args) {
-        use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
-        use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
+        use lazymm::check::model::tlb::{TlbMachine, TlbOp, TlbScenario};
+        use lazymm::check::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
         use lazymm::walk::{BeginOrder, FlushDelivery};
         // Every CPU: run the mm, use it, switch to a kernel thread (lazy),
         // come back, use it, flush (a PTE change), kernel thread again.

@@ -1,7 +1,7 @@
 //! A toy kernel that adopts lazymm: the code a kernel developer writes around
-//! a scheme, against the crate's public API only (`lazymm::scheme`,
+//! a scheme, against the crate's public API only (`lazymm::lazy`,
 //! `lazymm::platform`, `lazymm::cpu` and the schemes; not the simulated
-//! machine of `lazymm::model`).
+//! machine of `lazymm::check::model`).
 //!
 //! ```text
 //! cargo run --release --example kernel [-- --scheme NAME|all --cpus N --processes P --seed S]
@@ -18,10 +18,10 @@
 //!
 //! # What a kernel implements
 //!
-//! 1. **An mm handle** ([`MmHandle`](lazymm::scheme::MmHandle)): a `Copy` handle whose word is non-zero
+//! 1. **An mm handle** ([`MmHandle`](lazymm::lazy::MmHandle)): a `Copy` handle whose word is non-zero
 //!    with bit 0 clear. A kernel with pointers uses
-//!    `lazymm::scheme::MmPtr<MmStruct>`; the toy indexes a table (`Mm`).
-//! 2. **[`Kernel`](lazymm::scheme::Kernel)**, what a scheme needs from the kernel:
+//!    `lazymm::lazy::MmPtr<MmStruct>`; the toy indexes a table (`Mm`).
+//! 2. **[`Kernel`](lazymm::lazy::Kernel)**, what a scheme needs from the kernel:
 //!    * `mmgrab`: `mm_count += 1`, relaxed (the caller holds a reference);
 //!    * `mmdrop`: `mm_count -= 1`, AcqRel; at 0 `__mmdrop()` calls the
 //!      scheme's `final_drop` and then frees the mm;
@@ -36,7 +36,7 @@
 //!      deadlock);
 //!    * `serve_ipis`: run the pending IPI handlers (a scheme that waits
 //!      calls it).
-//! 3. **The hook calls** ([`LazyMm`](lazymm::scheme::LazyMm)) in its scheduler, in this order:
+//! 3. **The hook calls** ([`LazyMm`](lazymm::lazy::LazyMm)) in its scheduler, in this order:
 //!
 //! ```text
 //! context_switch(prev, next)
@@ -86,7 +86,7 @@
 //!
 //! What the toy implements on `ToyKernel`, and what any kernel implements:
 //!
-//! * `lazymm::scheme::Kernel`: the references, `mm_users`, the cpumask and
+//! * `lazymm::lazy::Kernel`: the references, `mm_users`, the cpumask and
 //!   the shoot-lazy IPI that a scheme calls (above).
 //! * `lazymm::platform::CurrentCpu`: `pin()` returns a `CpuPin` naming the
 //!   running CPU, which cannot migrate while it lives; the toy reads a
@@ -115,15 +115,15 @@ fn main() {
 
 #[cfg(not(any(loom, lazymm_shuttle)))]
 mod toy {
-    use lazymm::cached::Cached;
     use lazymm::cpu::{CpuId, CpuSet};
-    use lazymm::hazard::HazardLazy;
-    use lazymm::loaded::LoadedMm;
+    use lazymm::lazy::cached::Cached;
+    use lazymm::lazy::hazard::HazardLazy;
+    use lazymm::lazy::loaded::LoadedMm;
+    use lazymm::lazy::refcount::Refcount;
+    use lazymm::lazy::shootdown::Shootdown;
+    use lazymm::lazy::tagged::Tagged;
+    use lazymm::lazy::{Kernel, LazyMm, MmHandle};
     use lazymm::platform::{CpuPin, CurrentCpu, IpiSync, LocalTlb};
-    use lazymm::refcount::Refcount;
-    use lazymm::scheme::{Kernel, LazyMm, MmHandle};
-    use lazymm::shootdown::Shootdown;
-    use lazymm::tagged::Tagged;
     use std::cell::Cell;
     use std::collections::VecDeque;
     use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};

@@ -7,31 +7,35 @@
 //! by [loom](https://docs.rs/loom) (every interleaving of small machines) and
 //! [shuttle](https://docs.rs/shuttle) (random and PCT schedules of big ones).
 //!
-//! ## Layers
+//! ## Layers (the module tree mirrors them; each uses only those below it)
 //!
-//! * [`sync`] — the atomics layer: loom under `--cfg loom`, shuttle under
-//!   `--cfg lazymm_shuttle`, core's atomics otherwise.
+//! * [`lazy`] — the lazy-mm schemes: the hooks a scheduler calls
+//!   ([`LazyMm`](lazy::LazyMm)), what a scheme needs from its kernel
+//!   ([`Kernel`](lazy::Kernel)), and one module per scheme:
+//!   [`refcount`](lazy::refcount) (Linux's default),
+//!   [`shootdown`](lazy::shootdown) (Piggin's shoot-lazies),
+//!   [`tagged`](lazy::tagged) (Lutomirski's tagged per-CPU word, and its RFC
+//!   v2 placement), [`cached`](lazy::cached) (van Riel's per-CPU cached
+//!   reference), [`hazard`](lazy::hazard) (Desnoyers' hazard-pointer lazy
+//!   mm), [`loaded`](lazy::loaded) (Torvalds' "`loaded_mm` is the truth"),
+//!   [`rcu_mm`](lazy::rcu_mm) (RCU-deferred free, correct for idle CPUs);
+//!   [`checked`](lazy::checked) wraps any of them with the contract checked.
+//! * [`tlb`] — TLB coherence: [`tlbgen`](tlb::tlbgen) (lazy TLB generations,
+//!   `freed_tables` and LDT IPIs), [`batched`](tlb::batched) (batched unmap
+//!   flushes and `flush_tlb_batched_pending()`).
+//! * [`walk`] — targeted sync IPIs for lockless page-table walkers.
+//! * [`reclaim`] — the reclamation cores those share: per-CPU hazard
+//!   pointers ([`reclaim::hazard`]) and a small RCU with idle as an extended
+//!   quiescent state ([`reclaim::rcu`]).
+//! * [`platform`] — what a kernel provides besides [`Kernel`](lazy::Kernel):
+//!   the current CPU as a pin guard, IPIs with wait, the local TLB flush.
 //! * [`cpu`] — [`CpuId`](cpu::CpuId), [`CpuSet`](cpu::CpuSet),
 //!   [`AtomicCpuSet`](cpu::AtomicCpuSet), [`PerCpu`](cpu::PerCpu).
-//! * [`scheme`] — the hooks a scheduler calls ([`LazyMm`](scheme::LazyMm)) and
-//!   what a scheme needs from its kernel ([`Kernel`](scheme::Kernel));
-//!   [`platform`] — the current CPU as a pin guard, IPIs with wait, the local
-//!   TLB flush; [`checked`] — any scheme with the lazy-mode contract checked.
-//! * The lazy-mm schemes: [`refcount`] (Linux's default), [`shootdown`]
-//!   (Piggin's shoot-lazies), [`tagged`] (Lutomirski's tagged per-CPU word,
-//!   and its RFC v2 placement), [`cached`] (van Riel's per-CPU cached
-//!   reference), [`hazard`] (Desnoyers' per-CPU hazard pointers, as a domain
-//!   of their own and as a lazy-mm scheme), [`loaded`] (Torvalds'
-//!   "`loaded_mm` is the truth"), [`rcu_mm`] (RCU-deferred free, correct for
-//!   idle CPUs, over the small RCU of [`rcu`]).
-//! * TLB coherence: [`tlbgen`] (lazy TLB generations, `freed_tables` and
-//!   LDT IPIs), [`batched`] (batched unmap flushes and
-//!   `flush_tlb_batched_pending()`), [`walk`] (targeted sync IPIs for
-//!   lockless page-table walkers).
-//! * [`model`] (feature `model`) — the simulated machines and their oracles:
-//!   the lazy-mm machine, the TLB machine (`model::tlb`), the walker machine
-//!   (`model::walk`), and the public harness (`model::harness`) that checks a
-//!   scheme of your own with loom or shuttle in one call.
+//! * [`check`] — the checker surface, which a kernel never needs: the
+//!   atomics facade ([`check::sync`]: loom under `--cfg loom`, shuttle under
+//!   `--cfg lazymm_shuttle`, core's atomics otherwise), the `bug_` switches
+//!   ([`check::bugs`]), and (feature `model`) the simulated machines, their
+//!   oracles and the harness for schemes of your own (`check::model`).
 //!
 //! ## Guide: from "my kernel does Linux-style lazy TLB" to a verified scheme
 //!
@@ -40,22 +44,22 @@
 //!    none of this. If you keep the old mm (saving the CR3 write and the TLB
 //!    refill), something must keep that mm alive: pick a scheme.
 //! 2. **Pick a scheme** (numbers: BENCHMARKS.md; verdicts: VERIFICATION.md):
-//!    * few CPUs, simplest code: [`refcount`] — two atomics on the mm's
+//!    * few CPUs, simplest code: [`refcount`](lazy::refcount) — two atomics on the mm's
 //!      count per lazy round trip, the line bounces between CPUs;
 //!    * you already track which CPUs may hold an mm (a cpumask you never
-//!      clear early): [`shootdown`] — nothing on the switch path, one IPI
+//!      clear early): [`shootdown`](lazy::shootdown) — nothing on the switch path, one IPI
 //!      round per process exit;
 //!    * no IPIs at exit, nothing shared on the same-mm round trip:
-//!      [`tagged`] (one `xchg` on the CPU's own word when the mm changes) or
-//!      [`cached`] (a reference cached per CPU; the mm outlives its users
+//!      [`tagged`](lazy::tagged) (one `xchg` on the CPU's own word when the mm changes) or
+//!      [`cached`](lazy::cached) (a reference cached per CPU; the mm outlives its users
 //!      while a CPU stays lazy on it);
-//!    * you already have per-CPU "what is loaded" state: [`loaded`] — the
+//!    * you already have per-CPU "what is loaded" state: [`loaded`](lazy::loaded) — the
 //!      exit reads one word per possible CPU and IPIs those on the mm;
-//!    * you have RCU and want frees off the exit path: [`rcu_mm`] — lazy
+//!    * you have RCU and want frees off the exit path: [`rcu_mm`](lazy::rcu_mm) — lazy
 //!      CPUs are not quiescent until they load another mm; the wait is
 //!      bounded by an IPI to the holdouts;
-//!    * [`hazard`] if you have hazard pointers for other objects.
-//! 3. **Implement [`Kernel`](scheme::Kernel)** on your mm type and IPI code:
+//!    * [`hazard`](lazy::hazard) if you have hazard pointers for other objects.
+//! 3. **Implement [`Kernel`](lazy::Kernel)** on your mm type and IPI code:
 //!    `mmgrab`/`mmdrop` (references on `mm_count`), `mm_users`,
 //!    `mm_cpumask`, `shoot_lazies` (IPI a set, switch the lazy ones to your
 //!    own mm, wait), and `serve_ipis` if a waiting CPU must serve its own
@@ -67,13 +71,13 @@
 //!    switch, `leave_lazy`; `exit_mm()` makes the exiting task a lazy user of
 //!    its own mm; `mm_users_zero` and `final_drop` from your `mmput` /
 //!    `mmdrop`. `examples/kernel.rs` is a toy kernel doing exactly this, for
-//!    every scheme; wrap the scheme in [`checked::Checked`] while you bring
+//!    every scheme; wrap the scheme in [`lazy::checked::Checked`] while you bring
 //!    it up.
-//! 5. **TLB coherence**, if you flush remote TLBs by IPI: [`tlbgen`] gives
-//!    lazy CPUs generations instead of IPIs; [`batched`] if you batch unmap
+//! 5. **TLB coherence**, if you flush remote TLBs by IPI: [`tlbgen`](tlb::tlbgen) gives
+//!    lazy CPUs generations instead of IPIs; [`batched`](tlb::batched) if you batch unmap
 //!    flushes; [`walk`] if you walk page tables locklessly.
-//! 6. **Check your own variant**: implement [`LazyMm`](scheme::LazyMm) and
-//!    run it through `model::harness` under loom and shuttle
+//! 6. **Check your own variant**: implement [`LazyMm`](lazy::LazyMm) and
+//!    run it through `check::model::harness` under loom and shuttle
 //!    (`tests/loom/external.rs` is the example).
 //!
 //! ## Features
@@ -82,7 +86,7 @@
 //! |---|---|---|
 //! | `std` | yes | links `std` (implies `alloc`); needed by `model`, loom and shuttle |
 //! | `alloc` | via `std` | links `alloc`; no protocol allocates |
-//! | `model` | yes | the simulated machine ([`model`]) |
+//! | `model` | yes | the simulated machine (`check::model`) |
 //! | `bug-variants` | no | compiles the `bug_<what>` switches into plain builds, for tests; never in a kernel |
 //! | `epoch` | no | `epoch_mm`: RCU-deferred mm freeing on `crossbeam-epoch` (std only) |
 //!
@@ -107,25 +111,11 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod batched;
-pub mod bugs;
-pub mod cached;
-pub mod checked;
+pub mod check;
 pub mod cpu;
-#[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
-pub mod epoch_mm;
-pub mod hazard;
-pub mod loaded;
+pub mod lazy;
 pub mod platform;
-pub mod rcu;
-pub mod rcu_mm;
-pub mod refcount;
-pub mod scheme;
-pub mod shootdown;
-pub mod sync;
-pub mod tagged;
-pub mod tlbgen;
+pub mod reclaim;
+mod sync;
+pub mod tlb;
 pub mod walk;
-
-#[cfg(feature = "model")]
-pub mod model;

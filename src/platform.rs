@@ -2,7 +2,7 @@
 //! guard), an IPI to a set of CPUs with wait, a local TLB flush, and
 //! references on its mm type.
 //!
-//! The lazy-mm schemes take their platform through [`crate::scheme::Kernel`]
+//! The lazy-mm schemes take their platform through [`crate::lazy::Kernel`]
 //! (references, the cpumask, the shoot-lazy IPI). The TLB and walker
 //! protocols take CPU ids; these traits let a kernel call them with a
 //! [`CpuPin`] instead, so that "this runs on that CPU and cannot migrate"
@@ -15,9 +15,9 @@
 //!   interrupt after the call began;
 //! * [`LocalTlb`] — flush this CPU's TLB entries of an address space.
 //!
-//! The walker machine (`crate::model::walk`) implements [`IpiSync`] and
+//! The walker machine (`crate::check::model::walk`) implements [`IpiSync`] and
 //! syncs through [`crate::walk::WalkTracker::sync_pinned`]; the TLB machine
-//! (`crate::model::tlb`) implements [`LocalTlb`]. A kernel implements them
+//! (`crate::check::model::tlb`) implements [`LocalTlb`]. A kernel implements them
 //! on its own per-CPU code.
 
 use crate::cpu::{CpuId, CpuSet};

@@ -34,7 +34,7 @@
 //! served after it) but orders a walk that the sync sees *ending* before the
 //! free: the sync's load of 0 then acquires the walk.
 //!
-//! Evidence (`tests/loom/walk.rs`, the walker machine of [`crate::model`]'s
+//! Evidence (`tests/loom/walk.rs`, the walker machine of [`crate::check::model`]'s
 //! `walk` module): targeted, broadcast, RCU-deferred and "the flush already
 //! IPI'd" syncs pass; `bug_sync_rmb` ([`Bug::SyncRmb`]), `bug_no_walker_fence`
 //! ([`Bug::NoWalkerFence`]) and `bug_skip_sync_without_ipi`
@@ -61,9 +61,9 @@
 //!
 //! Source: seed 002, reference §7.
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};
-use crate::scheme::MmHandle;
+use crate::lazy::MmHandle;
 use crate::sync::{fence, smp_mb, smp_mb_after_atomic, AtomicUsize, Ordering::*};
 
 /// Known-bad variants of the walker protocol.

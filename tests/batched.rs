@@ -4,7 +4,7 @@
 //! `pending = 1, flushed = 0`).
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
-use lazymm::batched::{FlushBatched, PENDING_LARGE, PENDING_MASK};
+use lazymm::tlb::batched::{FlushBatched, PENDING_LARGE, PENDING_MASK};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]

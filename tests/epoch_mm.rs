@@ -2,9 +2,9 @@
 //! random workloads against the oracle.
 #![cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
 
-use lazymm::epoch_mm::EpochMm;
-use lazymm::model::{Machine, Scenario};
-use lazymm::sync::thread::Arc;
+use lazymm::check::model::{Machine, Scenario};
+use lazymm::check::sync::thread::Arc;
+use lazymm::lazy::epoch_mm::EpochMm;
 
 #[test]
 fn random_workloads_pass_the_oracle() {

@@ -7,13 +7,13 @@
 //! there (the loom and shuttle suites cover the machine instead).
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
-use lazymm::cached::Cached;
+use lazymm::check::model::{Machine, MmId, Op, Scenario, Task};
 use lazymm::cpu::CpuId;
-use lazymm::model::{Machine, MmId, Op, Scenario, Task};
-use lazymm::refcount::Refcount;
-use lazymm::scheme::LazyMm;
-use lazymm::shootdown::Shootdown;
-use lazymm::tagged::{Options, Tagged};
+use lazymm::lazy::cached::Cached;
+use lazymm::lazy::refcount::Refcount;
+use lazymm::lazy::shootdown::Shootdown;
+use lazymm::lazy::tagged::{Options, Tagged};
+use lazymm::lazy::LazyMm;
 use proptest::prelude::*;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -259,12 +259,12 @@ proptest! {
 
     #[test]
     fn hazard_matches_reference((s, picks) in scenario()) {
-        run(Kind::Shootdown, lazymm::hazard::HazardLazy::<4>::new(), s, &picks);
+        run(Kind::Shootdown, lazymm::lazy::hazard::HazardLazy::<4>::new(), s, &picks);
     }
 
     #[test]
     fn loaded_mm_matches_reference((s, picks) in scenario()) {
-        run(Kind::Shootdown, lazymm::loaded::LoadedMm::<4>::new(), s, &picks);
+        run(Kind::Shootdown, lazymm::lazy::loaded::LoadedMm::<4>::new(), s, &picks);
     }
 
     #[test]
@@ -325,9 +325,9 @@ fn tagged_leave_twice_panics() {
     let m = Machine::new(Refcount::new(), Scenario::new(1, vec![vec![User(a), Exit]]))
         .with_inline_ipis();
     m.step(CpuId::new(0), User(a));
-    lazymm::scheme::LazyMm::enter_lazy(&t, &m, CpuId::new(0), a);
-    lazymm::scheme::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
-    lazymm::scheme::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
+    lazymm::lazy::LazyMm::enter_lazy(&t, &m, CpuId::new(0), a);
+    lazymm::lazy::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
+    lazymm::lazy::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
 }
 
 #[test]

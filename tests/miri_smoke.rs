@@ -15,17 +15,18 @@
 //! the tests outside it are their controls (same scenarios, correct code).
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
-use lazymm::cached::Cached;
+use lazymm::check::model::{Machine, MmId, Op, Scenario};
+use lazymm::check::sync::thread::{spawn, Arc};
+use lazymm::check::sync::{AtomicUsize, Ordering::Release, UnsafeCell};
 use lazymm::cpu::CpuId;
-use lazymm::hazard::{HazardDomain, HazardLazy, ScanContext};
-use lazymm::loaded::LoadedMm;
-use lazymm::model::{Machine, MmId, Op, Scenario};
-use lazymm::refcount::Refcount;
-use lazymm::scheme::LazyMm;
-use lazymm::shootdown::Shootdown;
-use lazymm::sync::thread::{spawn, Arc};
-use lazymm::sync::{AtomicUsize, Ordering::Release, UnsafeCell};
-use lazymm::tagged::Tagged;
+use lazymm::lazy::cached::Cached;
+use lazymm::lazy::hazard::HazardLazy;
+use lazymm::lazy::loaded::LoadedMm;
+use lazymm::lazy::refcount::Refcount;
+use lazymm::lazy::shootdown::Shootdown;
+use lazymm::lazy::tagged::Tagged;
+use lazymm::lazy::LazyMm;
+use lazymm::reclaim::hazard::{HazardDomain, ScanContext};
 
 /// How many times each scenario runs: natively a few dozen (the threads then
 /// really overlap); under Miri once, its seed varies the schedule
@@ -67,7 +68,7 @@ fn scenarios() -> [Scenario; 5] {
 }
 
 /// Runs every scenario on a machine with the scheme `make()` builds.
-fn machine<S>(make: impl Fn() -> S, bug: Option<lazymm::model::MachineBug>)
+fn machine<S>(make: impl Fn() -> S, bug: Option<lazymm::check::model::MachineBug>)
 where
     S: LazyMm + Send + Sync + 'static,
 {
@@ -118,14 +119,14 @@ fn loaded_mm() {
 
 #[test]
 fn rcu_mm() {
-    machine(lazymm::rcu_mm::RcuMm::<2>::new, None);
+    machine(lazymm::lazy::rcu_mm::RcuMm::<2>::new, None);
 }
 
 /// The TLB machine on real threads: a CPU that goes lazy and comes back
 /// while the other flushes, reclaims and mprotects.
 #[test]
 fn tlb_machine() {
-    use lazymm::model::tlb::{TlbMachine, TlbOp::*, TlbScenario};
+    use lazymm::check::model::tlb::{TlbMachine, TlbOp::*, TlbScenario};
     let s = TlbScenario::new(vec![
         vec![User, Use, Kthread, User, Use, Reclaim(1), UnmapFlush],
         vec![User, Flush { freed_tables: true }, Mprotect(1), Ldt, Use],
@@ -137,7 +138,7 @@ fn tlb_machine() {
 /// targeted sync and with the RCU-deferred free.
 #[test]
 fn walk_machine() {
-    use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp::*, WalkScenario};
+    use lazymm::check::model::walk::{SyncKind, WalkMachine, WalkOp::*, WalkScenario};
     use lazymm::walk::{BeginOrder, FlushDelivery};
     for sync in [SyncKind::Targeted(BeginOrder::StoreMb), SyncKind::Rcu] {
         let s = WalkScenario::new(vec![vec![Walk, Walk, Walk], vec![Collapse, Collapse]]);
@@ -213,7 +214,7 @@ fn hazard_domain() {
 #[cfg(feature = "bug-variants")]
 mod probe {
     use super::*;
-    use lazymm::model::MachineBug;
+    use lazymm::check::model::MachineBug;
 
     /// An oracle panic on one CPU thread leaves the others spinning in their
     /// idle loops (real threads have no checker to stop them), so a probe's
@@ -239,7 +240,7 @@ mod probe {
 
     mod refcount {
         use super::*;
-        use lazymm::refcount::{Bug, Refcount};
+        use lazymm::lazy::refcount::{Bug, Refcount};
 
         #[test]
         #[ignore = "mutation probe: expected to fail; run by ci/mutants.sh under Miri"]
@@ -266,7 +267,7 @@ mod probe {
 
     mod tagged {
         use super::*;
-        use lazymm::tagged::{Bug, Options, TaggedV2};
+        use lazymm::lazy::tagged::{Bug, Options, TaggedV2};
 
         type T = Tagged<2>;
 
@@ -342,7 +343,7 @@ mod probe {
 
     mod cached {
         use super::*;
-        use lazymm::cached::Bug;
+        use lazymm::lazy::cached::Bug;
 
         #[test]
         #[ignore = "mutation probe: expected to fail; run by ci/mutants.sh under Miri"]
@@ -359,7 +360,7 @@ mod probe {
 
     mod loaded {
         use super::*;
-        use lazymm::loaded::Bug;
+        use lazymm::lazy::loaded::Bug;
 
         #[test]
         #[ignore = "mutation probe: expected to fail; run by ci/mutants.sh under Miri"]
@@ -370,7 +371,7 @@ mod probe {
 
     mod hazard {
         use super::*;
-        use lazymm::hazard::Bug;
+        use lazymm::lazy::hazard::Bug;
 
         fn domain(bug: Bug) {
             exit_on_panic();

@@ -4,18 +4,18 @@
 //! documented panics.
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
-use lazymm::cached::Cached;
-use lazymm::checked::Checked;
+use lazymm::check::model::{Machine, MmId, Scenario};
+use lazymm::check::sync::thread::Arc;
 use lazymm::cpu::CpuId;
-use lazymm::hazard::HazardLazy;
-use lazymm::loaded::LoadedMm;
-use lazymm::model::{Machine, MmId, Scenario};
-use lazymm::rcu_mm::RcuMm;
-use lazymm::refcount::Refcount;
-use lazymm::scheme::LazyMm;
-use lazymm::shootdown::Shootdown;
-use lazymm::sync::thread::Arc;
-use lazymm::tagged::Tagged;
+use lazymm::lazy::cached::Cached;
+use lazymm::lazy::checked::Checked;
+use lazymm::lazy::hazard::HazardLazy;
+use lazymm::lazy::loaded::LoadedMm;
+use lazymm::lazy::rcu_mm::RcuMm;
+use lazymm::lazy::refcount::Refcount;
+use lazymm::lazy::shootdown::Shootdown;
+use lazymm::lazy::tagged::Tagged;
+use lazymm::lazy::LazyMm;
 
 fn run_checked<S>(inner: fn() -> S)
 where
@@ -48,8 +48,8 @@ fn machine() -> Machine<Checked<Refcount, 2>> {
             1,
             vec![
                 vec![
-                    lazymm::model::Op::User(MmId::new(0)),
-                    lazymm::model::Op::Exit,
+                    lazymm::check::model::Op::User(MmId::new(0)),
+                    lazymm::check::model::Op::Exit,
                 ],
                 vec![],
             ],

@@ -4,7 +4,7 @@
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
 use lazymm::cpu::CpuId;
-use lazymm::rcu::{Progress, Rcu, RcuQueue};
+use lazymm::reclaim::rcu::{Progress, Rcu, RcuQueue};
 
 /// Up to three steps of the machinery (end, start, end), stopping when it
 /// waits for a CPU (with every CPU idle it would start and end forever).

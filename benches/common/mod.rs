@@ -1,6 +1,6 @@
 //! What the bench binaries share.
 
-use lazymm::scheme::MmHandle;
+use lazymm::lazy::MmHandle;
 
 /// A bench "mm": a pointer-like handle (the address of a static-ish struct).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

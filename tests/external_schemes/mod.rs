@@ -3,7 +3,7 @@
 //! correct, two deliberately wrong.
 
 use lazymm::cpu::CpuId;
-use lazymm::scheme::{Kernel, LazyMm};
+use lazymm::lazy::{Kernel, LazyMm};
 
 /// Linux's refcount, written against the public traits only: a lazy CPU
 /// holds a reference on `mm_count` from `enter_lazy` (user → kernel, and

@@ -1,7 +1,7 @@
 //! `cached` (van Riel's per-CPU cached reference) under loom.
 
 use crate::common::*;
-use lazymm::cached::{Bug, Cached};
+use lazymm::lazy::cached::{Bug, Cached};
 
 type C = Cached<3>;
 
@@ -9,9 +9,9 @@ shared_scenarios!(
     passes,
     "cached",
     DEFAULT_BOUND,
-    lazymm::cached::Cached::<3>::new,
+    lazymm::lazy::cached::Cached::<3>::new,
     THREE_CPU_BOUND,
-    lazymm::cached::Cached::<3>::new
+    lazymm::lazy::cached::Cached::<3>::new
 );
 
 #[test]

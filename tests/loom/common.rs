@@ -1,11 +1,11 @@
 //! The shared loom scenarios and the runner.
 
-use lazymm::model::harness::{LoomCheck, LOOM_BOUND_2_CPUS, LOOM_BOUND_3_CPUS};
-use lazymm::model::Scenario;
-use lazymm::scheme::LazyMm;
+use lazymm::check::model::harness::{LoomCheck, LOOM_BOUND_2_CPUS, LOOM_BOUND_3_CPUS};
+use lazymm::check::model::Scenario;
+use lazymm::lazy::LazyMm;
 
-/// The standard scenarios (`lazymm::model::harness`), as the tests name them.
-pub use lazymm::model::harness::{
+/// The standard scenarios (`lazymm::check::model::harness`), as the tests name them.
+pub use lazymm::check::model::harness::{
     crossing_drops, down_while_lazy, exit_lazy_vs_final_drop, kthread_transfer, round_trip_vs_exit,
     three_cpus,
 };
@@ -58,7 +58,7 @@ pub fn check_machine_bug<S>(
     bound: usize,
     make: fn() -> S,
     scenario: fn() -> Scenario,
-    bug: lazymm::model::MachineBug,
+    bug: lazymm::check::model::MachineBug,
 ) where
     S: LazyMm + Send + Sync + 'static,
 {
@@ -141,7 +141,7 @@ pub fn check_model<M: Send + Sync + 'static>(
     label: &str,
     bound: usize,
     make: impl Fn() -> M + Send + Sync + 'static,
-    run: fn(&lazymm::sync::thread::Arc<M>),
+    run: fn(&lazymm::check::sync::thread::Arc<M>),
 ) {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
@@ -154,7 +154,7 @@ pub fn check_model<M: Send + Sync + 'static>(
     let start = std::time::Instant::now();
     b.check(move || {
         e.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        run(&lazymm::sync::thread::Arc::new(make()));
+        run(&lazymm::check::sync::thread::Arc::new(make()));
     });
     eprintln!(
         "loom {label}: bound {:?}, {} executions, {:.2?}",

@@ -1,9 +1,9 @@
 //! Schemes written outside the crate, checked by the public harness
-//! (`lazymm::model::harness`) exactly as a user's own test would: a correct
+//! (`lazymm::check::model::harness`) exactly as a user's own test would: a correct
 //! one passes, two deliberately wrong ones are rejected with the oracle's
 //! messages.
 
-use lazymm::model::harness::{self, loom_check, loom_check_standard};
+use lazymm::check::model::harness::{self, loom_check, loom_check_standard};
 
 #[path = "../external_schemes/mod.rs"]
 mod schemes;

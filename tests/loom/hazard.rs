@@ -2,10 +2,11 @@
 //! machine), and the hazard-pointer lazy-mm scheme on the machine.
 
 use crate::common::*;
+use lazymm::check::sync::thread::{spawn, Arc};
+use lazymm::check::sync::{AtomicUsize, Ordering::*, UnsafeCell};
 use lazymm::cpu::CpuId;
-use lazymm::hazard::{Bug, HazardDomain, HazardLazy, ScanContext};
-use lazymm::sync::thread::{spawn, Arc};
-use lazymm::sync::{AtomicUsize, Ordering::*, UnsafeCell};
+use lazymm::lazy::hazard::HazardLazy;
+use lazymm::reclaim::hazard::{Bug, HazardDomain, ScanContext};
 
 /// An object a reader protects and a reclaimer frees.
 struct Shared {
@@ -99,7 +100,7 @@ fn scan_in_atomic_context_needs_on_match() {
         let d: HazardDomain<2> = HazardDomain::new();
         assert_eq!(
             d.scan(ScanContext::Atomic, 2, OBJ, None, || {}),
-            Err(lazymm::hazard::ScanError::CannotWait)
+            Err(lazymm::reclaim::hazard::ScanError::CannotWait)
         );
         let mut hits = 0;
         let mut f = |_c: CpuId| hits += 1;
@@ -117,9 +118,9 @@ shared_scenarios!(
     lazy_passes,
     "hazard",
     HEAVY_BOUND,
-    lazymm::hazard::HazardLazy::<2>::new,
+    lazymm::lazy::hazard::HazardLazy::<2>::new,
     HEAVY_THREE_CPU_BOUND,
-    lazymm::hazard::HazardLazy::<3>::new
+    lazymm::lazy::hazard::HazardLazy::<3>::new
 );
 
 /// In the lazy-mm use the publish happens before the owner's `mm_users`

@@ -4,7 +4,7 @@
 //!
 //! Every protocol in the crate is argued by reducing it to a handful of
 //! litmus shapes (store buffering, message passing, use-before-free) and is
-//! written against [`lazymm::sync`]. This file runs those shapes, through the
+//! written against [`lazymm::check::sync`]. This file runs those shapes, through the
 //! same atomics layer, under loom and checks that loom gives each one the
 //! verdict the Linux kernel memory model (LKMM, `tools/memory-model`, herd7)
 //! gives it. It catches
@@ -48,8 +48,8 @@
 //! Run with
 //! `RUSTFLAGS="--cfg loom" cargo test --release --test loom litmus`.
 
-use lazymm::sync::thread::{spawn, Arc};
-use lazymm::sync::{fence, smp_mb, AtomicUsize, Ordering, UnsafeCell};
+use lazymm::check::sync::thread::{spawn, Arc};
+use lazymm::check::sync::{fence, smp_mb, AtomicUsize, Ordering, UnsafeCell};
 use std::collections::HashSet;
 use std::time::Instant;
 use Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};

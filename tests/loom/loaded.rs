@@ -1,16 +1,16 @@
 //! `loaded_mm` (Torvalds: no refcount, `loaded_mm` is the truth) under loom.
 
 use crate::common::*;
-use lazymm::loaded::{Bug, LoadedMm};
+use lazymm::lazy::loaded::{Bug, LoadedMm};
 
 // Two-CPU models use a two-slot scheme (see tests/loom/hazard.rs).
 shared_scenarios!(
     passes,
     "loaded_mm",
     HEAVY_BOUND,
-    lazymm::loaded::LoadedMm::<2>::new,
+    lazymm::lazy::loaded::LoadedMm::<2>::new,
     HEAVY_THREE_CPU_BOUND,
-    lazymm::loaded::LoadedMm::<3>::new
+    lazymm::lazy::loaded::LoadedMm::<3>::new
 );
 
 /// CVE-2025-37964's shape: SWITCHING read as "not this mm".

@@ -4,16 +4,16 @@
 //! grace period ends are rejected.
 
 use crate::common::*;
-use lazymm::rcu;
-use lazymm::rcu_mm::{Bug, RcuMm};
+use lazymm::lazy::rcu_mm::{Bug, RcuMm};
+use lazymm::reclaim::rcu;
 
 shared_scenarios!(
     passes,
     "rcu_mm",
     HEAVY_BOUND,
-    lazymm::rcu_mm::RcuMm::<2>::new,
+    lazymm::lazy::rcu_mm::RcuMm::<2>::new,
     HEAVY_THREE_CPU_BOUND,
-    lazymm::rcu_mm::RcuMm::<3>::new
+    lazymm::lazy::rcu_mm::RcuMm::<3>::new
 );
 
 #[test]

@@ -1,15 +1,15 @@
 //! `refcount` (Linux `MMU_LAZY_TLB_REFCOUNT`) under loom.
 
 use crate::common::*;
-use lazymm::refcount::{Bug, Refcount};
+use lazymm::lazy::refcount::{Bug, Refcount};
 
 shared_scenarios!(
     passes,
     "refcount",
     DEFAULT_BOUND,
-    lazymm::refcount::Refcount::new,
+    lazymm::lazy::refcount::Refcount::new,
     THREE_CPU_BOUND,
-    lazymm::refcount::Refcount::new
+    lazymm::lazy::refcount::Refcount::new
 );
 
 #[test]

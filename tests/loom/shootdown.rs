@@ -1,16 +1,16 @@
 //! `shootdown` (Linux `MMU_LAZY_TLB_SHOOTDOWN`) under loom.
 
 use crate::common::*;
-use lazymm::model::MachineBug;
-use lazymm::shootdown::Shootdown;
+use lazymm::check::model::MachineBug;
+use lazymm::lazy::shootdown::Shootdown;
 
 shared_scenarios!(
     passes,
     "shootdown",
     DEFAULT_BOUND,
-    lazymm::shootdown::Shootdown::new,
+    lazymm::lazy::shootdown::Shootdown::new,
     THREE_CPU_BOUND,
-    lazymm::shootdown::Shootdown::new
+    lazymm::lazy::shootdown::Shootdown::new
 );
 
 #[test]

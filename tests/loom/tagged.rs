@@ -1,10 +1,10 @@
 //! `tagged` (Lutomirski's tagged per-CPU word) and `tagged-v2` under loom:
 //! every shared scenario for each choice of the mockup's options, and every
-//! known-bad variant. See the module docs of `lazymm::tagged` for what each
+//! known-bad variant. See the module docs of `lazymm::lazy::tagged` for what each
 //! test answers.
 
 use crate::common::*;
-use lazymm::tagged::{Bug, Options, Tagged, TaggedV2};
+use lazymm::lazy::tagged::{Bug, Options, Tagged, TaggedV2};
 
 type T = Tagged<3>;
 

@@ -1,12 +1,12 @@
-//! Lazy TLB generations (`lazymm::tlbgen`) and batched flush pending
-//! (`lazymm::batched`) on the TLB machine (`lazymm::model::tlb`): the
+//! Lazy TLB generations (`lazymm::tlb::tlbgen`) and batched flush pending
+//! (`lazymm::tlb::batched`) on the TLB machine (`lazymm::check::model::tlb`): the
 //! correct protocols pass NO-MISSED-FLUSH; each `bug_` variant — a kernel
 //! bug — fails with the oracle's stale-entry message.
 
 use crate::common::check_model;
-use lazymm::batched::{self, FlushBatched};
-use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
-use lazymm::tlbgen::{Bug, LazyTlb};
+use lazymm::check::model::tlb::{TlbMachine, TlbOp, TlbScenario};
+use lazymm::tlb::batched::{self, FlushBatched};
+use lazymm::tlb::tlbgen::{Bug, LazyTlb};
 use TlbOp::*;
 
 /// Bound of the two-CPU TLB models.

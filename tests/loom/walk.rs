@@ -1,10 +1,10 @@
 //! Lockless page-table walkers and their sync (`lazymm::walk`) on the walker
-//! machine (`lazymm::model::walk`): every sync kind passes NO-PT-UAF, every
+//! machine (`lazymm::check::model::walk`): every sync kind passes NO-PT-UAF, every
 //! `bug_` variant is rejected with the oracle's message.
 
 use crate::common::check_model;
-use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
-use lazymm::rcu::{self, Rcu};
+use lazymm::check::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
+use lazymm::reclaim::rcu::{self, Rcu};
 use lazymm::walk::{BeginOrder, Bug, FlushDelivery, WalkTracker};
 use WalkOp::{Collapse, Walk};
 

@@ -1,7 +1,7 @@
 //! `cached` under shuttle at 8 CPUs.
 
 use crate::common::*;
-use lazymm::cached::{Bug, Cached};
+use lazymm::lazy::cached::{Bug, Cached};
 
 #[test]
 fn cached_8_cpus() {

@@ -1,9 +1,9 @@
-//! The harness's shuttle checks (`lazymm::model::harness`) with the suite's
+//! The harness's shuttle checks (`lazymm::check::model::harness`) with the suite's
 //! environment: iterations and failing-schedule persistence.
 
-use lazymm::model::harness::{ShuttleCheck, ShuttleScheduler};
-use lazymm::model::MachineBug;
-use lazymm::scheme::LazyMm;
+use lazymm::check::model::harness::{ShuttleCheck, ShuttleScheduler};
+use lazymm::check::model::MachineBug;
+use lazymm::lazy::LazyMm;
 use shuttle::{Config, FailurePersistence};
 
 /// Iterations per scheduler: `LAZYMM_SHUTTLE_ITERS`, default 1000.

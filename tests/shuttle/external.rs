@@ -1,9 +1,9 @@
 //! Schemes written outside the crate, checked by the public harness
-//! (`lazymm::model::harness`) exactly as a user's own test would: a correct
+//! (`lazymm::check::model::harness`) exactly as a user's own test would: a correct
 //! one passes at 8 CPUs, two deliberately wrong ones are rejected with the
 //! oracle's messages.
 
-use lazymm::model::harness::{shuttle_check, ShuttleCheck, ShuttleScheduler};
+use lazymm::check::model::harness::{shuttle_check, ShuttleCheck, ShuttleScheduler};
 
 #[path = "../external_schemes/mod.rs"]
 mod schemes;
@@ -44,7 +44,7 @@ fn no_drop_is_rejected() {
 #[should_panic(expected = "use-after-free of mm0")]
 fn no_grab_is_rejected_on_a_fixed_scenario() {
     ShuttleCheck::new()
-        .scenario(lazymm::model::harness::down_while_lazy())
+        .scenario(lazymm::check::model::harness::down_while_lazy())
         .schedulers(&[ShuttleScheduler::Random { seed: 1 }])
         .iterations(100)
         .run(NoGrab::default);

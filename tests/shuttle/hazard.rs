@@ -1,7 +1,7 @@
 //! `hazard` (Desnoyers' hazard-pointer lazy mm) under shuttle at 8 CPUs.
 
 use crate::common::*;
-use lazymm::hazard::HazardLazy;
+use lazymm::lazy::hazard::HazardLazy;
 
 #[test]
 fn hazard_8_cpus() {

@@ -1,7 +1,7 @@
 //! `loaded_mm` (Torvalds' no-refcount scheme) under shuttle at 8 CPUs.
 
 use crate::common::*;
-use lazymm::loaded::{Bug, LoadedMm};
+use lazymm::lazy::loaded::{Bug, LoadedMm};
 
 #[test]
 fn loaded_mm_8_cpus() {

@@ -4,8 +4,8 @@
 //! grace periods (and, past the bound, IPI them).
 
 use crate::common::*;
-use lazymm::model::{MmId, Op, Scenario};
-use lazymm::rcu_mm::{Bug, RcuMm};
+use lazymm::check::model::{MmId, Op, Scenario};
+use lazymm::lazy::rcu_mm::{Bug, RcuMm};
 
 /// cpu0..3 each run a task of mm i, exit it and idle lazily on it for 20
 /// rounds; cpu4..7 run tasks of all four mms and exit them.

@@ -1,7 +1,7 @@
 //! `refcount` under shuttle at 8 CPUs.
 
 use crate::common::*;
-use lazymm::refcount::{Bug, Refcount};
+use lazymm::lazy::refcount::{Bug, Refcount};
 
 #[test]
 fn refcount_8_cpus() {

@@ -6,8 +6,8 @@
 //! the same interleaving, so the failure reproduces exactly.
 
 use crate::common::execution;
-use lazymm::model::MachineBug;
-use lazymm::shootdown::Shootdown;
+use lazymm::check::model::MachineBug;
+use lazymm::lazy::shootdown::Shootdown;
 
 fn schedule(name: &str) -> String {
     format!(

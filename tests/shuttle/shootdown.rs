@@ -1,8 +1,8 @@
 //! `shootdown` under shuttle at 8 CPUs.
 
 use crate::common::*;
-use lazymm::model::MachineBug;
-use lazymm::shootdown::Shootdown;
+use lazymm::check::model::MachineBug;
+use lazymm::lazy::shootdown::Shootdown;
 
 #[test]
 fn shootdown_8_cpus() {

@@ -1,7 +1,7 @@
 //! `tagged` (all three option sets) under shuttle at 8 CPUs.
 
 use crate::common::*;
-use lazymm::tagged::{Bug, Options, Tagged};
+use lazymm::lazy::tagged::{Bug, Options, Tagged};
 
 type T = Tagged<8>;
 

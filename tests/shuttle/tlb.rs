@@ -4,10 +4,10 @@
 //! while flushing, freeing page tables and changing the LDT.
 
 use crate::common::{run_bug, run_schedulers};
-use lazymm::batched::{self, FlushBatched};
-use lazymm::model::tlb::{TlbMachine, TlbOp, TlbScenario};
-use lazymm::sync::thread::Arc;
-use lazymm::tlbgen::{Bug, LazyTlb};
+use lazymm::check::model::tlb::{TlbMachine, TlbOp, TlbScenario};
+use lazymm::check::sync::thread::Arc;
+use lazymm::tlb::batched::{self, FlushBatched};
+use lazymm::tlb::tlbgen::{Bug, LazyTlb};
 use TlbOp::*;
 
 const CPUS: usize = 8;

@@ -1,11 +1,11 @@
-//! Lockless walkers and collapses (`lazymm::walk`, `lazymm::model::walk`)
+//! Lockless walkers and collapses (`lazymm::walk`, `lazymm::check::model::walk`)
 //! under shuttle at 8 CPUs: seven walkers, one CPU collapsing again and
 //! again, for every sync kind; and the known-bad variants, which PCT finds.
 
 use crate::common::{run_bug, run_schedulers};
-use lazymm::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
-use lazymm::rcu::{self, Rcu};
-use lazymm::sync::thread::Arc;
+use lazymm::check::model::walk::{SyncKind, WalkMachine, WalkOp, WalkScenario};
+use lazymm::check::sync::thread::Arc;
+use lazymm::reclaim::rcu::{self, Rcu};
 use lazymm::walk::{BeginOrder, Bug, FlushDelivery, WalkTracker};
 
 const CPUS: usize = 8;

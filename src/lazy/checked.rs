@@ -10,7 +10,7 @@
 //! accesses per hook.
 
 use crate::cpu::{CpuId, PerCpu};
-use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering::*};
 
 /// `S` with the lazy-mode contract checked on `N` CPUs.

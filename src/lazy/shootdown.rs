@@ -27,7 +27,7 @@
 //! # Known-bad variant
 //!
 //! `bug_hotplug_clears_cpumask` (a switch in the simulated machine's CPU-down
-//! path, [`crate::model::MachineBug::HotplugClearsCpumask`]): powerpc's
+//! path, [`crate::check::model::MachineBug::HotplugClearsCpumask`]): powerpc's
 //! `__cpu_disable()` cleared the dying CPU from every `mm_cpumask` while its
 //! idle task still used an mm lazily; a final drop elsewhere then skipped it
 //! and freed the mm under it (reference §1.8 #1; fixed by
@@ -37,7 +37,7 @@
 //! commit 2655421ae69f, reference §1.3 and §1.6.
 
 use crate::cpu::CpuId;
-use crate::scheme::{Kernel, LazyMm};
+use crate::lazy::{Kernel, LazyMm};
 
 /// `MMU_LAZY_TLB_SHOOTDOWN`: no lazy references, IPIs at the final drop.
 #[derive(Debug, Default)]

@@ -39,7 +39,7 @@
 //!
 //! **What is a quiescent state** is the user's contract: a CPU must not call
 //! [`Rcu::quiescent`] or [`Rcu::idle_enter`] while it still uses anything
-//! read before. The lazy-mm use (`crate::model`'s RCU scheme, issue 5) is
+//! read before. The lazy-mm use (`crate::check::model`'s RCU scheme, issue 5) is
 //! exactly where that goes wrong: an idle CPU still has the previous mm
 //! *loaded*.
 //!
@@ -50,7 +50,7 @@
 //!
 //! Source: reference §5 and §7.1 (sched-RCU and interrupts-off walkers).
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
 use crate::sync::{smp_mb, smp_mb_after_atomic, AtomicBool, AtomicUsize, Ordering::*};
 

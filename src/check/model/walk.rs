@@ -34,7 +34,7 @@ use super::mailbox::Mailboxes;
 use super::{race_is_uaf, Doorbell};
 use crate::cpu::{CpuId, CpuSet};
 use crate::platform::{CpuPin, IpiSync};
-use crate::rcu::{Progress, Rcu};
+use crate::reclaim::rcu::{Progress, Rcu};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::Arc;
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};

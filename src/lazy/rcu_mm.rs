@@ -3,7 +3,7 @@
 //!
 //! # The idea, and why the naive form is wrong
 //!
-//! Lazy CPUs take no reference (as with [`crate::shootdown`]); the mm is
+//! Lazy CPUs take no reference (as with [`crate::lazy::shootdown`]); the mm is
 //! freed one RCU grace period after its last reference. Matthew Wilcox's
 //! suggestion; Rik van Riel's objection: RCU counts an idle CPU as
 //! quiescent, yet an idle CPU *still has the mm loaded* — its page-table
@@ -39,14 +39,14 @@
 //!
 //! **Orderings.** Each CPU's quiescent state is a release RMW followed by a
 //! full barrier; the grace period's start is a full barrier and acquire
-//! reads (the store-buffering pair of [`crate::rcu`]). A CPU cannot load a
+//! reads (the store-buffering pair of [`crate::reclaim::rcu`]). A CPU cannot load a
 //! dead mm again (no task holds it), so after the cookie only CPUs that
 //! loaded it before matter: either they pass a quiescent state (release,
 //! acquired by the GP end, acquired by [`Rcu::done`]) or they are IPI'd
 //! (release acknowledgement, acquired by the sender).
 //!
 //! **Free from a callback.** A kernel would not wait in `__mmdrop()`; it
-//! queues the mm with its cookie ([`crate::rcu::RcuQueue`]) and frees it
+//! queues the mm with its cookie ([`crate::reclaim::rcu::RcuQueue`]) and frees it
 //! when the grace period ends. The simulated machine frees synchronously
 //! after the final-drop hook, so [`RcuMm`] waits there — the bound above is
 //! the same.
@@ -63,10 +63,10 @@
 //! `bug_gp_one_short` and `bug_no_wait` (a callback run before its grace
 //! period ends) through `RcuMm::with_rcu_bug` (checker builds).
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet};
-use crate::rcu::Rcu;
-use crate::scheme::{Kernel, LazyMm};
+use crate::lazy::{Kernel, LazyMm};
+use crate::reclaim::rcu::Rcu;
 
 /// Known-bad variants of the scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +111,7 @@ impl<const N: usize> RcuMm<N> {
 
     /// The scheme over grace-period machinery with a bug switched on.
     #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
-    pub fn with_rcu_bug(bug: crate::rcu::Bug) -> Self {
+    pub fn with_rcu_bug(bug: crate::reclaim::rcu::Bug) -> Self {
         Self {
             rcu: Rcu::with_bug(bug),
             bug: BugSwitch::off(),

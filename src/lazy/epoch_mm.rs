@@ -1,5 +1,5 @@
 //! RCU-deferred mm freeing on `crossbeam-epoch`, for std users (feature
-//! `epoch`): the same idea as [`crate::rcu_mm`] with the grace periods of a
+//! `epoch`): the same idea as [`crate::lazy::rcu_mm`] with the grace periods of a
 //! well-kept epoch-based reclamation crate.
 //!
 //! * **Lazy = pinned.** A CPU entering lazy mode pins the epoch
@@ -9,7 +9,7 @@
 //!   construction.
 //! * **Final drop.** Defers a marker with the epoch; once it has run, every
 //!   CPU pinned at that moment has unpinned since, so no lazy user of the mm
-//!   is left. The wait is bounded like [`crate::rcu_mm::RcuMm`]'s: after
+//!   is left. The wait is bounded like [`crate::lazy::rcu_mm::RcuMm`]'s: after
 //!   [`EpochMm::FLUSHES`] pin-and-flush rounds the final drop sends the
 //!   shoot-lazy IPI to the mm's cpumask (which unpins the lazy CPUs of this
 //!   mm) and frees once every CPU has acknowledged — as shootdown does.
@@ -18,10 +18,10 @@
 //! `Send` nor `Sync`): each CPU is one thread, as in the simulated machine
 //! and in `examples/kernel.rs`. Not model-checked — crossbeam-epoch's
 //! atomics are not loom's — but run on real threads against the machine's
-//! oracle (`tests/epoch_mm.rs`). A `no_std` kernel uses [`crate::rcu_mm`].
+//! oracle (`tests/epoch_mm.rs`). A `no_std` kernel uses [`crate::lazy::rcu_mm`].
 
 use crate::cpu::CpuId;
-use crate::scheme::{Kernel, LazyMm};
+use crate::lazy::{Kernel, LazyMm};
 use crate::sync::{AtomicBool, Ordering};
 use core::cell::RefCell;
 use std::sync::Arc;

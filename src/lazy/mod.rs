@@ -1,9 +1,10 @@
-//! The scheme interface: the hooks a scheduler calls, and what a scheme needs
-//! from its kernel.
+//! Lazy-mm schemes: the hooks a scheduler calls ([`LazyMm`]), what a scheme
+//! needs from its kernel ([`Kernel`]), and the schemes themselves, one module
+//! each.
 //!
 //! A *lazy-mm scheme* decides how an address space stays alive while CPUs use
 //! it lazily. The scheduler (a kernel's, or the simulated machine in
-//! [`crate::model`]) calls the scheme at the points where Linux's
+//! [`crate::check::model`]) calls the scheme at the points where Linux's
 //! `context_switch()` calls `mmgrab_lazy_tlb()` / `mmdrop_lazy_tlb()`:
 //!
 //! | transition (Linux `context_switch()`) | hook |
@@ -27,6 +28,17 @@
 //! reference counts, the mm's cpumask and a "shoot lazies" IPI. There is no
 //! global state; the calling CPU is always passed in.
 
+pub mod cached;
+pub mod checked;
+#[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
+pub mod epoch_mm;
+pub mod hazard;
+pub mod loaded;
+pub mod rcu_mm;
+pub mod refcount;
+pub mod shootdown;
+pub mod tagged;
+
 use crate::cpu::{CpuId, CpuSet};
 
 /// A kernel's handle to an mm (a pointer to its `mm_struct`, an index...).
@@ -44,7 +56,7 @@ pub trait MmHandle: Copy + Eq + core::fmt::Debug + Send + Sync {
 /// An mm handle that is a pointer to the kernel's mm type `T`.
 ///
 /// [`to_word`](MmHandle::to_word) fails to compile unless `T`'s alignment
-/// leaves bit 0 of every address clear (the tag bit of [`crate::tagged`]).
+/// leaves bit 0 of every address clear (the tag bit of [`crate::lazy::tagged`]).
 /// The word keeps the pointer's provenance through `expose_provenance` /
 /// `with_exposed_provenance_mut` (permissive provenance); protocol code
 /// never dereferences it.

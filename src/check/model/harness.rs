@@ -1,8 +1,8 @@
-//! Bring your own scheme: check a [`LazyMm`](crate::scheme::LazyMm) written
+//! Bring your own scheme: check a [`LazyMm`](crate::lazy::LazyMm) written
 //! outside the crate with loom and shuttle, one call each.
 //!
 //! A scheme is anything that implements `LazyMm` for every
-//! [`Kernel`](crate::scheme::Kernel) (`impl LazyMm for
+//! [`Kernel`](crate::lazy::Kernel) (`impl LazyMm for
 //! MyScheme`). The harness runs it on the simulated
 //! [`Machine`](super::Machine), whose oracle panics on a use-after-free, a double
 //! free, a negative count, or a leak (see the [`model`](super) docs), under
@@ -37,7 +37,7 @@
 //!
 //! ```
 //! use lazymm::cpu::CpuId;
-//! use lazymm::scheme::{Kernel, LazyMm};
+//! use lazymm::lazy::{Kernel, LazyMm};
 //!
 //! /// Lazy CPUs hold a reference on `mm_count`.
 //! #[derive(Default)]
@@ -61,7 +61,7 @@
 //! #[cfg(loom)]
 //! #[test]
 //! fn my_refcount_loom() {
-//!     for (scenario, explored) in lazymm::model::harness::loom_check_standard(MyRefcount::default) {
+//!     for (scenario, explored) in lazymm::check::model::harness::loom_check_standard(MyRefcount::default) {
 //!         eprintln!("{scenario}: {explored}");
 //!     }
 //! }
@@ -70,15 +70,15 @@
 //! #[cfg(lazymm_shuttle)]
 //! #[test]
 //! fn my_refcount_shuttle() {
-//!     lazymm::model::harness::shuttle_check(MyRefcount::default);
+//!     lazymm::check::model::harness::shuttle_check(MyRefcount::default);
 //! }
 //!
 //! // Any build: the standard scenarios on real threads (the checkers' atomics
 //! // only work inside a checker run, hence the test of `CHECKED`).
 //! fn main() {
-//!     use lazymm::model::{harness, Machine};
-//!     use lazymm::sync::thread::Arc;
-//!     if !lazymm::sync::CHECKED {
+//!     use lazymm::check::model::{harness, Machine};
+//!     use lazymm::check::sync::thread::Arc;
+//!     if !lazymm::check::sync::CHECKED {
 //!         for (_name, scenario) in harness::standard_scenarios() {
 //!             let machine = Arc::new(Machine::new(MyRefcount, scenario));
 //!             Machine::run(&machine); // panics on any lifetime bug
@@ -118,7 +118,7 @@ use std::vec::Vec;
 #[cfg(any(loom, lazymm_shuttle))]
 use super::{Machine, MachineBug};
 #[cfg(any(loom, lazymm_shuttle))]
-use crate::scheme::LazyMm;
+use crate::lazy::LazyMm;
 #[cfg(any(loom, lazymm_shuttle))]
 use crate::sync::shadow::Shadow;
 #[cfg(any(loom, lazymm_shuttle))]

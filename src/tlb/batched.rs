@@ -71,7 +71,7 @@
 //!
 //! Source: seed 003, reference §6.
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::sync::{AtomicBool, AtomicU32, Ordering::*};
 
 /// Known-bad variants.

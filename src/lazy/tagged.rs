@@ -126,9 +126,9 @@
 //!
 //! Source: seed 001 (the mockup and its replies), reference §2.
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
-use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering, Ordering::*};
 
 /// The known-bad variants of [`Tagged`] and `TaggedV2`.

@@ -30,9 +30,9 @@
 //!
 //! Source: seed 004 (Torvalds' reply), reference §1.10, §1.12 #5, §4.5.
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};
-use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering::*};
 
 /// `LOADED_MM_SWITCHING`: the page-table base is being reloaded.

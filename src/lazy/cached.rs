@@ -51,9 +51,9 @@
 //!   cache; a CPU that goes to the kernel's own mm (CPU down, a shootdown)
 //!   keeps its reference forever: leak.
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
-use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering::Relaxed};
 
 /// The known-bad variants of [`Cached`].

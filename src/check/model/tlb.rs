@@ -45,13 +45,13 @@
 //! after a change may read the old PTE — which the oracle then flags.
 
 use super::mailbox::Mailboxes;
-use crate::batched::{FlushBatched, PteLock};
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
 use crate::platform::{CpuPin, LocalTlb};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::Arc;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering::*, UnsafeCell};
-use crate::tlbgen::{FlushAction, LazyTlb, Switch, TlbGen, INIT_MM};
+use crate::tlb::batched::{FlushBatched, PteLock};
+use crate::tlb::tlbgen::{FlushAction, LazyTlb, Switch, TlbGen, INIT_MM};
 use std::vec::Vec;
 
 /// `M`'s `loaded_mm` word.

@@ -44,7 +44,7 @@
 //! CPU in `LOADED_MM_SWITCHING` (`bug_switching_not_flushed`,
 //! [`Bug::SwitchingNotFlushed`]).
 //!
-//! Evidence: `tests/loom/tlb.rs` (the TLB machine of `crate::model`'s `tlb`
+//! Evidence: `tests/loom/tlb.rs` (the TLB machine of `crate::check::model`'s `tlb`
 //! module and its NO-MISSED-FLUSH oracle): the correct protocol passes
 //! unlazy vs flush (2 CPUs, preemption bound 3, 53,866 executions), switch
 //! back with the bit set vs flush (102,046), lazy vs `freed_tables` (25,467),
@@ -59,7 +59,7 @@
 //!
 //! Source: seed 000, reference §1.9–1.13.
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
 use crate::sync::{
     fence, smp_mb, smp_mb_after_atomic, AtomicBool, AtomicU64, AtomicUsize, Ordering::*,

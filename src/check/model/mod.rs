@@ -72,9 +72,9 @@ pub mod walk;
 
 pub use scenario::{Op, Scenario, SplitMix};
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
-use crate::scheme::{Kernel, LazyMm, MmHandle};
+use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc, Condvar, Mutex};
 use crate::sync::{spin_loop, AtomicUsize, Ordering::*, UnsafeCell, CHECKED};

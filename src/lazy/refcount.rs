@@ -38,9 +38,9 @@
 //! (`context_switch()`, `finish_task_switch()`), Piggin's shoot-lazies series
 //! (v6.4), reference §1.2–1.5.
 
-use crate::bugs::BugSwitch;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::CpuId;
-use crate::scheme::{Kernel, LazyMm};
+use crate::lazy::{Kernel, LazyMm};
 
 /// The known-bad variants of [`Refcount`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,112 @@
+//! The hazard-pointer lazy-mm scheme (Desnoyers 2024, seed 004), on the
+//! per-CPU hazard domain of [`crate::reclaim::hazard`].
+//!
+//! # Protocol
+//!
+//! * enter lazy: full fence, publish the mm in this CPU's slot (existence is
+//!   guaranteed: the CPU's user task still holds `mm_users`);
+//! * leave lazy: full fence, clear the slot;
+//! * final drop (`__mmdrop()`): scan for the mm with an `on_match` that IPIs
+//!   the CPU, which switches to the kernel's own mm and clears its slot.
+//!
+//! Only CPUs whose slot holds the mm get an IPI (shootdown IPIs the whole
+//! cpumask), but every possible CPU's slot is read. The publish happens
+//! before the owner's `mm_users` drop (a release RMW) and so before the
+//! final drop: in this use the two full fences are not needed for the mm's
+//! existence — the machine models pass without them — and Linux keeps them
+//! for membarrier. They are needed in the general domain, where the reader
+//! does not hold a reference (`tests/loom/hazard.rs`).
+//!
+//! Source: seed 004, reference §4.1–4.4 and §4.6.
+
+use crate::cpu::{CpuId, CpuSet};
+use crate::lazy::{Kernel, LazyMm, MmHandle};
+pub use crate::reclaim::hazard::Bug;
+use crate::reclaim::hazard::{HazardDomain, ScanContext};
+use crate::sync::smp_mb;
+
+/// The hazard-pointer lazy-mm scheme (Desnoyers 2024): one slot per CPU
+/// holds the CPU's lazy mm; the final drop scans and IPIs the holders.
+pub struct HazardLazy<const N: usize> {
+    domain: HazardDomain<N, 1>,
+}
+
+impl<const N: usize> Default for HazardLazy<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> HazardLazy<N> {
+    crate::sync::const_fn! {
+        /// No CPU lazy.
+        pub fn new() -> Self {
+            Self { domain: HazardDomain::new() }
+        }
+    }
+
+    /// The scheme with a known bug of its domain switched on.
+    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    pub fn with_bug(bug: Bug) -> Self {
+        Self {
+            domain: HazardDomain::with_bug(bug),
+        }
+    }
+
+    /// The domain.
+    pub fn domain(&self) -> &HazardDomain<N, 1> {
+        &self.domain
+    }
+}
+
+impl<const N: usize> LazyMm for HazardLazy<N> {
+    const NAME: &'static str = "hazard";
+
+    #[inline]
+    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+        // mmgrab_lazy_tlb(): smp_mb(); publish. "Only a single lazy mm per
+        // CPU": a full slot is a misuse.
+        if !self.domain.bug().is(Bug::NoPublishFence) {
+            // Pairs with the scan's smp_mb() (membarrier in Linux; see the
+            // module docs for why existence does not need it).
+            smp_mb();
+        }
+        match self.domain.protect(cpu, mm.to_word()) {
+            Ok(_) => {} // the slot is the record; leave_lazy clears it
+            Err(e) => panic!("lazymm: enter_lazy on {cpu}: {e:?} (already lazy?)"),
+        }
+    }
+
+    #[inline]
+    fn leave_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+        // mmdrop_lazy_tlb(): smp_mb(); clear the slot.
+        smp_mb();
+        if !self.domain.clear(cpu, mm.to_word()) {
+            panic!("lazymm: leave_lazy on {cpu}, which is not lazy on {mm:?}");
+        }
+    }
+
+    fn lazy_shot<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+        // do_shoot_lazy_tlb(): the CPU switched to the kernel's mm; clear.
+        self.domain.clear(cpu, mm.to_word());
+    }
+
+    fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        // cleanup_lazy_tlbs() -> hazptr_scan(..., retire_lazy_mm_hp): a
+        // targeted IPI to each holder; the scan waits for its slot to clear.
+        let mut shoot = |c: CpuId| {
+            let mut one = CpuSet::new();
+            one.insert(c);
+            k.shoot_lazies(cpu, &one, mm);
+        };
+        self.domain
+            .scan(
+                ScanContext::Preemptible,
+                N,
+                mm.to_word(),
+                Some(&mut shoot),
+                || k.serve_ipis(cpu),
+            )
+            .expect("preemptible scan");
+    }
+}
