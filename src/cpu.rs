@@ -7,8 +7,8 @@
 //! targets), `PerCpu<T, N>` holds exactly `N` padded slots.
 //!
 //! Out-of-range CPU ids are a misuse that panics with a message naming the id
-//! and the capacity (`try_*` variants return `None` instead); they never
-//! index past a table.
+//! and the capacity; they never index past a table. [`PerCpu::try_get`]
+//! returns `None` instead, for callers that take CPU ids from outside.
 
 use crate::sync::{AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;

@@ -59,7 +59,8 @@
 //!      CPUs are not quiescent until they load another mm; the wait is
 //!      bounded by an IPI to the holdouts;
 //!    * [`hazard`](lazy::hazard) if you have hazard pointers for other objects.
-//! 3. **Implement [`Kernel`](lazy::Kernel)** on your mm type and IPI code:
+//! 3. **Implement [`Kernel`](lazy::Kernel)** on your kernel object (the one
+//!    that owns the mm structs, the per-CPU state and the IPI code):
 //!    `mmgrab`/`mmdrop` (references on `mm_count`), `mm_users`,
 //!    `mm_cpumask`, `shoot_lazies` (IPI a set, switch the lazy ones to your
 //!    own mm, wait), and `serve_ipis` if a waiting CPU must serve its own
@@ -79,6 +80,90 @@
 //! 6. **Check your own variant**: implement [`LazyMm`](lazy::LazyMm) and
 //!    run it through `check::model::harness` under loom and shuttle
 //!    (`tests/loom/external.rs` is the example).
+//!
+//! ## Example: a kernel generic over its scheme
+//!
+//! One CPU, one process: the kernel implements [`Kernel`](lazy::Kernel) on
+//! the object that owns its mm structs, and calls the
+//! [`LazyMm`](lazy::LazyMm) hooks where Linux's `context_switch()`,
+//! `exit_mm()`, `mmput()` and `mmdrop()` would. The kernel type is generic
+//! over the scheme, so picking one is a type parameter (or a cfg on a type
+//! alias). `examples/kernel.rs` is the same on several CPUs with IPIs.
+//!
+//! ```
+//! use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+//! use lazymm::cpu::{CpuId, CpuSet};
+//! use lazymm::lazy::{refcount::Refcount, shootdown::Shootdown, Kernel, LazyMm, MmHandle};
+//!
+//! #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+//! struct Mm(usize); // the kernel's handle: an index into its mm table
+//! impl MmHandle for Mm {
+//!     fn to_word(self) -> usize { (self.0 + 1) << 1 } // non-zero, bit 0 clear
+//!     fn from_word(w: usize) -> Self { Mm((w >> 1) - 1) }
+//! }
+//!
+//! struct Os<S> {
+//!     scheme: S,
+//!     users: AtomicUsize, // mm_users of the one mm
+//!     count: AtomicUsize, // mm_count
+//!     active: AtomicUsize, // CPU 0's active_mm as a word (0: init_mm)
+//!     freed: AtomicBool,
+//! }
+//!
+//! impl<S: LazyMm> Kernel for Os<S> {
+//!     type Mm = Mm;
+//!     fn mmgrab(&self, _: CpuId, _: Mm) { self.count.fetch_add(1, Relaxed); }
+//!     fn mmdrop(&self, cpu: CpuId, mm: Mm) {
+//!         if self.count.fetch_sub(1, AcqRel) == 1 {
+//!             self.scheme.final_drop(self, cpu, mm); // __mmdrop()
+//!             assert_eq!(self.active.load(Relaxed), 0, "freed while loaded");
+//!             self.freed.store(true, Relaxed);
+//!         }
+//!     }
+//!     fn mm_users(&self, _: Mm) -> usize { self.users.load(Acquire) }
+//!     fn mm_cpumask(&self, mm: Mm) -> CpuSet {
+//!         let loaded = self.active.load(Acquire) == mm.to_word();
+//!         (0..usize::from(loaded)).map(CpuId::new).collect()
+//!     }
+//!     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: Mm) {
+//!         // on_each_cpu_mask(): the only CPU is the caller, so run it here.
+//!         if cpus.contains(cpu) && self.active.load(Relaxed) == mm.to_word() {
+//!             self.load_mm(cpu, Some(mm), None);
+//!             self.scheme.lazy_shot(self, cpu, mm);
+//!         }
+//!     }
+//! }
+//!
+//! impl<S: LazyMm> Os<S> {
+//!     /// switch_mm_irqs_off(): load new page tables, with the scheme's hooks.
+//!     fn load_mm(&self, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
+//!         self.scheme.switching_mm(self, cpu, prev, next);
+//!         self.active.store(next.map_or(0, Mm::to_word), Release); // "CR3 load"
+//!         self.scheme.switch_mm(self, cpu, prev, next);
+//!     }
+//!     fn run(scheme: S) {
+//!         let os = Os { scheme, users: AtomicUsize::new(1), count: AtomicUsize::new(1),
+//!                       active: AtomicUsize::new(0), freed: AtomicBool::new(false) };
+//!         let (cpu, mm) = (CpuId::new(0), Mm(0));
+//!         os.load_mm(cpu, None, Some(mm)); // idle -> the process's task
+//!         os.scheme.enter_lazy(&os, cpu, mm); // task -> kernel thread: mm stays loaded
+//!         os.scheme.leave_lazy(&os, cpu, mm, Some(mm)); // kthread -> same task: unlazy
+//!         os.scheme.enter_lazy(&os, cpu, mm); // exit_mm(): lazy on its own mm
+//!         if os.users.fetch_sub(1, AcqRel) == 1 { // mmput(): the last user
+//!             os.scheme.mm_users_zero(&os, cpu, mm);
+//!             os.mmdrop(cpu, mm); // the users' reference on mm_count
+//!         }
+//!         if os.active.load(Relaxed) != 0 { // schedule() to idle, on init_mm
+//!             os.load_mm(cpu, Some(mm), None);
+//!             os.scheme.leave_lazy(&os, cpu, mm, None); // finish_task_switch()
+//!         }
+//!         assert!(os.freed.load(Relaxed), "{}: leaked the mm", S::NAME);
+//!     }
+//! }
+//!
+//! Os::run(Refcount::new()); // the lazy CPU's reference frees it at leave_lazy
+//! Os::run(Shootdown::new()); // the final drop shoots the lazy CPU off it
+//! ```
 //!
 //! ## Features
 //!

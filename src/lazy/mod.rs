@@ -27,6 +27,40 @@
 //! Everything a scheme needs from the kernel is in [`Kernel`]: the mm
 //! reference counts, the mm's cpumask and a "shoot lazies" IPI. There is no
 //! global state; the calling CPU is always passed in.
+//!
+//! # Contexts: interrupts, waiting, freeing
+//!
+//! Every hook runs on the CPU it is given, with preemption disabled. What
+//! else holds, hook by hook (Linux's placement in brackets):
+//!
+//! | hook | interrupts | may call `mmdrop` (and so reach the final drop) | may wait for IPIs |
+//! |---|---|---|---|
+//! | [`enter_lazy`](LazyMm::enter_lazy) (`context_switch()`; `exit_mm()`) | off in a switch, on in `exit_mm()` | no (refcount grabs) | no |
+//! | [`transfer_lazy`](LazyMm::transfer_lazy) (`context_switch()`) | off | no | no |
+//! | [`switching_mm`](LazyMm::switching_mm) (`switch_mm_irqs_off()`) | off | no | no |
+//! | [`switch_mm`](LazyMm::switch_mm) (after the page-table load) | off | **yes**: `cached` drops the reference it cached for `prev` | only through the final drop |
+//! | [`leave_lazy`](LazyMm::leave_lazy) (`finish_task_switch()`, after the runqueue lock is released) | on in Linux; may be off in a kernel that calls it earlier | **yes**: `refcount`, `tagged`, `cached` drop a reference | only through the final drop |
+//! | [`lazy_shot`](LazyMm::lazy_shot) (the shoot-lazy IPI handler) | off | no | no |
+//! | [`mm_users_zero`](LazyMm::mm_users_zero) (`__mmput()`) | on, process context | only `tagged`'s RFC v2 placement (a displaced deposit, never the last reference of this mm) | no |
+//! | [`final_drop`](LazyMm::final_drop) (`__mmdrop()`) | wherever the last `mmdrop` ran | — | **yes**: `shootdown`, `hazard`, `loaded_mm` and `rcu_mm`'s fallback IPI and wait |
+//! | [`cpu_dead`](LazyMm::cpu_dead) (hotplug teardown, on another CPU) | on, process context | **yes**: `tagged` drops a deferred reference | only through the final drop |
+//!
+//! So the final drop — and with the IPI-based schemes an IPI-and-wait — can
+//! be reached from an interrupts-off hook (`switch_mm`, `leave_lazy`). A
+//! kernel has two correct answers, and the crate's models check the first:
+//!
+//! 1. its IPI wait serves its own pending IPIs ([`Kernel::serve_ipis`]) so
+//!    that two CPUs waiting on each other with interrupts off make progress
+//!    (what `smp_call_function_many()` callers rely on in Linux when they
+//!    flush their own queue), or
+//! 2. it defers the final drop out of interrupts-off context, as Linux's
+//!    `mmdrop_sched()` / `mmdrop_lazy_tlb_sched()` do: its
+//!    [`Kernel::mmdrop`], on reaching zero with interrupts off, queues the
+//!    mm on a per-CPU list and runs `final_drop` and the free at the next
+//!    interrupts-on point. The scheme cannot tell the difference: the mm
+//!    stays allocated (and loaded nowhere it may not be) until then.
+//!
+//! No hook allocates, and no hook other than the final drop waits.
 
 pub mod cached;
 pub mod checked;
@@ -181,9 +215,17 @@ pub trait Kernel: Sync {
 
 /// A lazy-mm scheme: the hooks the scheduler calls (see the module docs).
 ///
-/// Every hook runs on `cpu`, with preemption disabled, and — except
-/// [`final_drop`](Self::final_drop) and [`mm_users_zero`](Self::mm_users_zero),
-/// which run with interrupts enabled — with interrupts disabled.
+/// Every hook runs on `cpu`, with preemption disabled; which ones run with
+/// interrupts off, may reach the final drop or may wait for IPIs is the
+/// table in the [module docs](self#contexts-interrupts-waiting-freeing).
+///
+/// The hooks are generic over the kernel (`K: Kernel`) rather than the trait
+/// over it: a scheme never names its kernel type, so a kernel type generic
+/// over its scheme (`struct Os<S: LazyMm>` with `impl<S: LazyMm> Kernel for
+/// Os<S>`) has no trait cycle. The price is that `LazyMm` is not object
+/// safe: a kernel picks its scheme at build time (a type parameter, or a cfg
+/// on a type alias), or at boot with a `match` over monomorphised code, as
+/// `examples/kernel.rs` does.
 pub trait LazyMm: Sync {
     /// A short name for tables.
     const NAME: &'static str;

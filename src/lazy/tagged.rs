@@ -41,8 +41,12 @@
 //!   the other half of that message passing) and **acquire on failure**
 //!   (pairs with the unlazy's release). The check before it, when present,
 //!   is an **acquire** load for the same reason.
-//! * the enter-lazy store is relaxed: it happens before the CPU's user task
-//!   drops `mm_users` (a release RMW), which happens before the fixup.
+//! * the enter-lazy store: **release**. It is tempting to call it relaxed
+//!   (it happens before the CPU's user task drops `mm_users`, a release RMW,
+//!   which happens before the fixup), but a fixup can read this CPU's *next*
+//!   lazy word instead of the unlazy's 0, and only a release store orders the
+//!   CPU's last use of the old mm before that fixup (`bug_enter_store_relaxed`
+//!   fails in loom; the subtlety is spelled out below).
 //!
 //! Evidence: `tests/loom/tagged.rs` passes with these orderings; the
 //! variants one step weaker — `bug_unlazy_xchg_no_release`,
