@@ -123,7 +123,7 @@ pub mod checker {
 /// schedulers and randomness.
 #[cfg(lazymm_shuttle)]
 pub mod checker {
-    pub use shuttle::{rand, scheduler, Config, Runner};
+    pub use shuttle::{rand, scheduler, Config, FailurePersistence, Runner};
 }
 
 /// `smp_mb()`: a full barrier, `fence(SeqCst)`.
@@ -233,6 +233,40 @@ pub mod shadow {
         #[inline]
         pub fn sub(&self, v: usize) -> usize {
             self.0.fetch_sub(v, Relaxed)
+        }
+    }
+
+    /// The last `cap` entries pushed, for failure messages (uninstrumented,
+    /// like [`Shadow`]; a plain mutex that no checker sees and that is never
+    /// held across a checker's scheduling point).
+    #[cfg(feature = "std")]
+    #[derive(Debug)]
+    pub struct Log<T> {
+        cap: usize,
+        items: std::sync::Mutex<std::collections::VecDeque<T>>,
+    }
+
+    #[cfg(feature = "std")]
+    impl<T: Clone> Log<T> {
+        /// An empty log keeping the last `cap` entries.
+        pub fn new(cap: usize) -> Self {
+            Self {
+                cap,
+                items: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(cap)),
+            }
+        }
+        /// Appends `item`, forgetting the oldest beyond `cap`.
+        pub fn push(&self, item: T) {
+            let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            if q.len() == self.cap {
+                q.pop_front();
+            }
+            q.push_back(item);
+        }
+        /// The entries, oldest first.
+        pub fn snapshot(&self) -> std::vec::Vec<T> {
+            let q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            q.iter().cloned().collect()
         }
     }
 }

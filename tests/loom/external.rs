@@ -82,6 +82,31 @@ fn no_grab_message_names_the_cpus() {
         msg.contains("use-after-free of mm0") && msg.contains("still has it loaded"),
         "unexpected failure: {msg:?}"
     );
+    // The report around the oracle's line: scheme, scenario, hook, the mm's
+    // recent events, and the command that reruns it (loom is deterministic:
+    // the rerun below fails on the same execution with the same line).
+    eprintln!("---- the report a user sees ----\n{msg}\n----");
+    for part in [
+        "scheme:   external/no-grab",
+        "scenario: down_while_lazy",
+        "hook:     on cpu",
+        "mm0's last",
+        "mmput (mm_users",
+        "frees it",
+        "replay:   RUSTFLAGS=\"--cfg loom\" LOOM_LOG=trace cargo test --release -- ",
+    ] {
+        assert!(msg.contains(part), "no {part:?} in {msg}");
+    }
+    let again = std::panic::catch_unwind(|| {
+        loom_check(
+            harness::LOOM_BOUND_2_CPUS,
+            NoGrab::default,
+            harness::down_while_lazy(),
+        )
+    })
+    .expect_err("the rerun fails too");
+    let again = again.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert_eq!(again.lines().next(), msg.lines().next(), "same failure");
 }
 
 #[test]

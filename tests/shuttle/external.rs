@@ -49,3 +49,49 @@ fn no_grab_is_rejected_on_a_fixed_scenario() {
         .iterations(100)
         .run(NoGrab::default);
 }
+
+fn panic_message(r: std::thread::Result<impl Sized>) -> String {
+    let payload = r.err().expect("the check must fail");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .expect("a string panic")
+}
+
+/// A failure names the scheme, the scenario, the hook and the mm's recent
+/// events, and gives a replay line; replaying that schedule (as the line
+/// says, through the harness: no shuttle dependency) fails the same way.
+#[test]
+fn failure_report_names_everything_and_its_replay_reproduces_it() {
+    let dir = std::env::temp_dir().join(format!("lazymm-report-test-{}", std::process::id()));
+    std::env::set_var("LAZYMM_FAILURE_DIR", &dir);
+    let check = ShuttleCheck::new()
+        .schedulers(&[ShuttleScheduler::Random { seed: 7 }])
+        .iterations(200);
+    let msg = panic_message(std::panic::catch_unwind(|| check.run(NoGrab::default)));
+    eprintln!("---- the report a user sees ----\n{msg}\n----");
+    assert!(msg.starts_with("use-after-free of mm"), "{msg}");
+    assert!(msg.contains("scheme:   external/no-grab"), "{msg}");
+    assert!(msg.contains("scenario: random(seed "), "{msg}");
+    assert!(msg.contains("hook:     on cpu"), "{msg}");
+    assert!(msg.contains("events, oldest first:"), "{msg}");
+    assert!(msg.contains("frees it") || msg.contains("mmput"), "{msg}");
+    let replay = msg
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay:   LAZYMM_SHUTTLE_REPLAY="))
+        .expect("a replay line with the schedule file");
+    let file = replay
+        .split_whitespace()
+        .next()
+        .expect("the file")
+        .to_string();
+    assert!(replay.contains("cargo test --release"), "{replay}");
+    let again = panic_message(std::panic::catch_unwind(|| {
+        check.replay(NoGrab::default, &file)
+    }));
+    let first = |m: &str| m.lines().next().unwrap_or("").to_string();
+    assert_eq!(first(&again), first(&msg), "the replay fails the same way");
+    assert!(again.contains("scheme:   external/no-grab"), "{again}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,10 +23,30 @@
 //! with the `model` feature.
 //!
 //! loom honours its own environment variables as in any loom test
-//! (`LOOM_MAX_PREEMPTIONS` overrides the bound, `LOOM_LOG`,
-//! `LOOM_CHECKPOINT_FILE`...). A failing check panics with the oracle's
-//! message (`"use-after-free of mm0: ..."`, `"leak: mm0 was never freed ..."`),
-//! so a known-bad scheme is a `#[should_panic(expected = "...")]` test.
+//! (`LOOM_MAX_PREEMPTIONS` overrides the bound, `LOOM_LOG=trace` prints the
+//! failing execution). loom's checkpoint files are not offered: they need a
+//! loom feature this crate does not enable, and loom needs none to replay —
+//! it is exhaustive and deterministic, so rerunning the same test fails on
+//! the same execution.
+//!
+//! # When a check fails
+//!
+//! It panics with the oracle's line first (`"use-after-free of mm0: ..."`,
+//! `"leak: mm0 was never freed ..."`, so a known-bad scheme is a
+//! `#[should_panic(expected = "...")]` test), then a report: the scheme's
+//! `NAME`, the scenario's name, the hooks the failing CPU was inside
+//! (`"on cpu0: leave_lazy > final_drop"`), the mm's last events (which CPU
+//! loaded it, went lazy, grabbed, dropped, freed it), and one replay line:
+//!
+//! * loom: the command that reruns the test (`RUSTFLAGS="--cfg loom"
+//!   LOOM_LOG=trace cargo test --release -- <test> --exact`);
+//! * shuttle: the check saves the failing schedule to a file (in
+//!   `$LAZYMM_FAILURE_DIR`, default the system temp dir's
+//!   `lazymm-shuttle-failures/`) and prints `LAZYMM_SHUTTLE_REPLAY=<file>`
+//!   before the same command: with that variable set, `ShuttleCheck::run`
+//!   (and so `shuttle_check`) replays that schedule instead of searching. In
+//!   code, `ShuttleCheck::replay(make, file)` does the same; your crate needs
+//!   no shuttle dependency for either.
 //!
 //! # Your side
 //!
@@ -152,6 +172,7 @@ pub fn round_trip_vs_exit() -> Scenario {
         1,
         vec![vec![User(A), Kthread, User(A), Exit], vec![User(A), Exit]],
     )
+    .named("round_trip_vs_exit")
 }
 
 /// cpu0's task exits and stays lazy on its own mm, then unlazies into
@@ -161,18 +182,20 @@ pub fn exit_lazy_vs_final_drop() -> Scenario {
         2,
         vec![vec![User(A), Exit, User(B), Exit], vec![User(A), Exit]],
     )
+    .named("exit_lazy_vs_final_drop")
 }
 
 /// cpu0's dead task hands its lazy mm to a kernel thread (kernel → kernel)
 /// while cpu1 runs the exit that may make the final drop.
 pub fn kthread_transfer() -> Scenario {
     Scenario::new(1, vec![vec![User(A), Exit, Kthread], vec![User(A), Exit]])
+        .named("kthread_transfer")
 }
 
 /// cpu0 is lazy on its mm at the end of its script (it goes down lazy)
 /// while cpu1 runs the exit that may make the final drop.
 pub fn down_while_lazy() -> Scenario {
-    Scenario::new(1, vec![vec![User(A), Exit], vec![User(A), Exit]])
+    Scenario::new(1, vec![vec![User(A), Exit], vec![User(A), Exit]]).named("down_while_lazy")
 }
 
 /// Two CPUs that may each make a final drop needing the other: IPIs cross.
@@ -184,6 +207,7 @@ pub fn crossing_drops() -> Scenario {
             vec![User(B), Exit, User(A), Exit],
         ],
     )
+    .named("crossing_drops")
 }
 
 /// Three CPUs: cpu0 round-trips through a kernel thread, cpu1 and cpu2
@@ -197,11 +221,12 @@ pub fn three_cpus() -> Scenario {
             vec![User(A), Exit],
         ],
     )
+    .named("three_cpus")
 }
 
 /// The six standard scenarios, named as in the crate's loom suite.
 pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
-    vec![
+    [
         ("round_trip_vs_exit", round_trip_vs_exit()),
         ("exit_lazy_vs_final_drop", exit_lazy_vs_final_drop()),
         ("kthread_transfer", kthread_transfer()),
@@ -209,23 +234,35 @@ pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
         ("crossing_drops", crossing_drops()),
         ("three_cpus", three_cpus()),
     ]
+    .into_iter()
+    .collect()
 }
 
 /// Runs `scenario` on a fresh machine with the scheme `make` builds: the
 /// body of one checker execution.
 #[cfg(any(loom, lazymm_shuttle))]
-fn run_machine<S>(scheme: S, scenario: Scenario, bug: Option<MachineBug>) -> u64
+fn run_machine<S>(scheme: S, scenario: Scenario, bug: Option<MachineBug>, replay: &str) -> u64
 where
     S: LazyMm + Send + Sync + 'static,
 {
     use crate::sync::thread::Arc;
-    let mut m = Machine::new(scheme, scenario);
+    let mut m = Machine::new(scheme, scenario).with_replay(replay);
     if let Some(bug) = bug {
         m = m.with_bug(bug);
     }
     let m = Arc::new(m);
     Machine::run(&m);
     m.stats().switches
+}
+
+/// The running test's name (libtest names each test's thread after it).
+#[cfg(any(loom, lazymm_shuttle))]
+fn test_name() -> std::string::String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("<your test>")
+        .into()
 }
 
 // ---------------------------------------------------------------- loom ----
@@ -316,6 +353,10 @@ impl LoomCheck {
         let counter = std::sync::Arc::clone(&executions);
         let bug = self.machine_bug;
         let progress = self.progress.clone();
+        let replay = std::format!(
+            "RUSTFLAGS=\"--cfg loom\" LOOM_LOG=trace cargo test --release -- {} --exact\n            (loom is exhaustive and deterministic: the rerun fails on the same execution)",
+            test_name()
+        );
         let start = Instant::now();
         b.check(move || {
             let n = counter.add(1) + 1;
@@ -324,7 +365,7 @@ impl LoomCheck {
                     std::eprintln!("  {label}: {n} executions...");
                 }
             }
-            run_machine(make(), scenario.clone(), bug);
+            run_machine(make(), scenario.clone(), bug, &replay);
         });
         LoomReport {
             preemption_bound,
@@ -366,6 +407,11 @@ where
 }
 
 // ------------------------------------------------------------- shuttle ----
+
+/// The replay line of a report inside a shuttle execution, which the check
+/// replaces with the schedule file once shuttle has saved it.
+#[cfg(lazymm_shuttle)]
+const SHUTTLE_REPLAY_LATER: &str = "(the line below, once shuttle has saved the schedule)";
 
 /// A shuttle scheduler with a fixed seed.
 #[cfg(lazymm_shuttle)]
@@ -579,42 +625,61 @@ impl ShuttleCheck {
                 }
                 Workload::Fixed(s) => s.clone(),
             };
-            let n = run_machine(make(), scenario, bug);
+            let n = run_machine(make(), scenario, bug, SHUTTLE_REPLAY_LATER);
             switches.add(n as usize);
         }
     }
 
     /// Runs every scheduler for the configured iterations under the scheme
     /// `make` builds, one fresh scheme, workload and machine per execution.
-    /// Panics with the oracle's message (and shuttle's failing schedule) on
-    /// the first failing execution.
+    /// Panics with the oracle's report and a replay line (the module docs,
+    /// "When a check fails") on the first failing execution. With
+    /// `LAZYMM_SHUTTLE_REPLAY=<file>` set, replays that schedule instead.
     pub fn run<S, F>(&self, make: F) -> Vec<ShuttleReport>
     where
         S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
         use crate::sync::checker::scheduler::{PctScheduler, RandomScheduler};
-        use crate::sync::checker::Runner;
+        use crate::sync::checker::{FailurePersistence, Runner};
+        if let Ok(file) = std::env::var("LAZYMM_SHUTTLE_REPLAY") {
+            std::eprintln!("replaying the shuttle schedule in {file}");
+            self.replay(make, &file);
+            return Vec::new();
+        }
+        let dir = std::env::var_os("LAZYMM_FAILURE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("lazymm-shuttle-failures"));
+        let mut config = self.config.clone();
+        if matches!(config.failure_persistence, FailurePersistence::Print)
+            && std::fs::create_dir_all(&dir).is_ok()
+        {
+            config.failure_persistence = FailurePersistence::File(Some(dir.clone()));
+        }
         let make = std::sync::Arc::new(make);
+        let before = schedule_files(&dir);
         self.schedulers
             .iter()
             .map(|&scheduler| {
                 let switches = std::sync::Arc::new(Shadow::new(0));
                 let exec = self.counted_execution(std::sync::Arc::clone(&make), switches.clone());
-                let config = self.config.clone();
+                let config = config.clone();
                 let start = Instant::now();
-                let executions = match scheduler {
-                    ShuttleScheduler::Pct { depth, seed } => Runner::new(
-                        PctScheduler::new_from_seed(seed, depth, self.iterations),
-                        config,
-                    )
-                    .run(exec),
-                    ShuttleScheduler::Random { seed } => Runner::new(
-                        RandomScheduler::new_from_seed(seed, self.iterations),
-                        config,
-                    )
-                    .run(exec),
-                };
+                let run =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match scheduler {
+                        ShuttleScheduler::Pct { depth, seed } => Runner::new(
+                            PctScheduler::new_from_seed(seed, depth, self.iterations),
+                            config,
+                        )
+                        .run(exec),
+                        ShuttleScheduler::Random { seed } => Runner::new(
+                            RandomScheduler::new_from_seed(seed, self.iterations),
+                            config,
+                        )
+                        .run(exec),
+                    }));
+                let executions =
+                    run.unwrap_or_else(|payload| fail_with_replay(payload, &dir, &before));
                 ShuttleReport {
                     scheduler,
                     executions,
@@ -623,6 +688,23 @@ impl ShuttleCheck {
                 }
             })
             .collect()
+    }
+
+    /// Replays the failing schedule shuttle saved in `file` (the replay line
+    /// of a failure report) under the scheme `make` builds and this check's
+    /// workload: panics with the same report if the failure reproduces.
+    pub fn replay<S, F>(&self, make: F, file: &str)
+    where
+        S: LazyMm + Send + Sync + 'static,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        use crate::sync::checker::scheduler::ReplayScheduler;
+        use crate::sync::checker::{Config, FailurePersistence, Runner};
+        let scheduler = ReplayScheduler::new_from_file(file)
+            .unwrap_or_else(|e| panic!("lazymm: cannot read the shuttle schedule {file}: {e}"));
+        let mut config = Config::default();
+        config.failure_persistence = FailurePersistence::None;
+        Runner::new(scheduler, config).run(self.execution(make));
     }
 }
 
@@ -637,4 +719,50 @@ where
     F: Fn() -> S + Send + Sync + 'static,
 {
     ShuttleCheck::new().run(make)
+}
+
+/// Re-raises a failing shuttle run's panic with the replay line: the first
+/// schedule file shuttle saved in `dir`.
+#[cfg(lazymm_shuttle)]
+fn fail_with_replay(
+    payload: std::boxed::Box<dyn core::any::Any + Send>,
+    dir: &std::path::Path,
+    before: &[std::path::PathBuf],
+) -> ! {
+    let msg = payload
+        .downcast_ref::<std::string::String>()
+        .map(|s| s.as_str())
+        .or_else(|| payload.downcast_ref::<&str>().copied());
+    let (Some(msg), Some(file)) = (msg, first_new_file(dir, before)) else {
+        std::panic::resume_unwind(payload)
+    };
+    let msg = msg.replace(&std::format!("\n  replay:   {SHUTTLE_REPLAY_LATER}"), "");
+    panic!(
+        "{msg}\n  replay:   LAZYMM_SHUTTLE_REPLAY={file} RUSTFLAGS=\"--cfg lazymm_shuttle\" cargo test --release -- {} --exact\n            (in code: ShuttleCheck::replay(make, \"{file}\"))",
+        test_name(),
+        file = file.display()
+    )
+}
+
+/// The schedule files in `dir`, sorted by name (shuttle numbers them).
+#[cfg(lazymm_shuttle)]
+fn schedule_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The first schedule file that was not in `before`: the one shuttle saved
+/// at the failing execution's first panic (later panics of the same
+/// unwinding save shorter copies).
+#[cfg(lazymm_shuttle)]
+fn first_new_file(
+    dir: &std::path::Path,
+    before: &[std::path::PathBuf],
+) -> Option<std::path::PathBuf> {
+    schedule_files(dir)
+        .into_iter()
+        .find(|p| !before.contains(p))
 }

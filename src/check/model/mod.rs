@@ -66,6 +66,7 @@
 
 pub mod harness;
 mod mailbox;
+mod report;
 mod scenario;
 pub mod tlb;
 pub mod walk;
@@ -79,6 +80,8 @@ use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc, Condvar, Mutex};
 use crate::sync::{spin_loop, AtomicUsize, Ordering::*, UnsafeCell, CHECKED};
 use crossbeam_utils::CachePadded;
+use report::{Context, Events, Hook, HookStack};
+use std::format;
 use std::vec::Vec;
 
 /// Most CPUs a machine can have.
@@ -258,6 +261,8 @@ struct Cpu {
     pending: AtomicUsize,
     /// Oracle: `loaded_mm`, as scheduled.
     loaded: Shadow,
+    /// Oracle: the scheme hooks this CPU is inside, for failure reports.
+    hooks: HookStack,
     stats: UnsafeCell<Stats>,
 }
 
@@ -273,6 +278,8 @@ struct Mm {
     /// Oracle: times freed, and whether `exit_mmap` ran.
     freed: Shadow,
     torn_down: Shadow,
+    /// Oracle: recent events, for failure reports (under the checkers).
+    events: Events,
 }
 
 /// A simulated SMP machine running lazy-mm scheme `S` (see the module docs).
@@ -284,6 +291,8 @@ pub struct Machine<S> {
     done: AtomicUsize,
     bug: BugSwitch<MachineBug>,
     inline_ipis: bool,
+    /// The line a failure report gives to replay it (set by the harness).
+    replay: Option<std::string::String>,
 }
 
 // SAFETY: a CPU's `state` and `stats` cells are only accessed by the thread
@@ -317,6 +326,7 @@ where
                     request: UnsafeCell::new(Ipi::None),
                     pending: AtomicUsize::new(0),
                     loaded: Shadow::new(0),
+                    hooks: HookStack::default(),
                     stats: UnsafeCell::new(Stats::default()),
                 })
             })
@@ -331,6 +341,7 @@ where
                     body: UnsafeCell::new(MmBody { freed: false }),
                     freed: Shadow::new(0),
                     torn_down: Shadow::new(0),
+                    events: Events::new(),
                 })
             })
             .collect();
@@ -342,6 +353,7 @@ where
             done: AtomicUsize::new(0),
             bug: BugSwitch::off(),
             inline_ipis: false,
+            replay: None,
         }
     }
 }
@@ -365,6 +377,18 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     pub fn with_inline_ipis(mut self) -> Self {
         self.inline_ipis = true;
         self
+    }
+
+    /// The line a failure report prints to replay the failure (the harness
+    /// sets the checker's rerun command here).
+    pub fn with_replay(mut self, line: impl Into<std::string::String>) -> Self {
+        self.replay = Some(line.into());
+        self
+    }
+
+    /// The scenario the machine runs.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
     }
 
     /// The scheme.
@@ -391,7 +415,8 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     /// ([`LazyMm::cpu_dead`]), then the end-of-execution checks.
     pub fn finish(&self) {
         for c in 0..self.nr_cpus() {
-            self.scheme.cpu_dead(self, CpuId::new(c));
+            let cpu = CpuId::new(c);
+            self.hook(cpu, Hook::CpuDead, None, || self.scheme.cpu_dead(self, cpu));
         }
         self.check_end();
     }
@@ -463,7 +488,9 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             s.is_lazy = false;
         });
         if mm != MmId::INIT {
-            self.scheme.leave_lazy(self, cpu, mm, None);
+            self.hook(cpu, Hook::LeaveLazy, Some(mm), || {
+                self.scheme.leave_lazy(self, cpu, mm, None)
+            });
         }
     }
 
@@ -482,10 +509,14 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                         // user -> kernel: lazy + mmgrab_lazy_tlb()
                         self.update(cpu, |s| s.is_lazy = true);
                         self.count(cpu, |s| s.lazy_enters += 1);
-                        self.scheme.enter_lazy(self, cpu, mm);
+                        self.hook(cpu, Hook::EnterLazy, Some(mm), || {
+                            self.scheme.enter_lazy(self, cpu, mm)
+                        });
                     }
                     // kernel -> kernel: the lazy use is transferred
-                    Task::Kernel => self.scheme.transfer_lazy(self, cpu, mm),
+                    Task::Kernel => self.hook(cpu, Hook::TransferLazy, Some(mm), || {
+                        self.scheme.transfer_lazy(self, cpu, mm)
+                    }),
                 }
             }
             Task::User(mm) => {
@@ -502,7 +533,9 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 // finish_task_switch(): kernel -> user drops rq->prev_mm.
                 if st.curr == Task::Kernel && prev_active != MmId::INIT {
                     self.touch(cpu);
-                    self.scheme.leave_lazy(self, cpu, prev_active, Some(mm));
+                    self.hook(cpu, Hook::LeaveLazy, Some(prev_active), || {
+                        self.scheme.leave_lazy(self, cpu, prev_active, Some(mm))
+                    });
                 }
             }
         }
@@ -515,8 +548,10 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         if prev == next {
             return;
         }
-        self.scheme
-            .switching_mm(self, cpu, prev.real(), next.real());
+        self.hook(cpu, Hook::SwitchingMm, next.real(), || {
+            self.scheme
+                .switching_mm(self, cpu, prev.real(), next.real())
+        });
         if next != MmId::INIT {
             // Relaxed: this CPU's user task of `next` holds mm_users and will
             // only drop it (a release RMW) after this point, so the bit is
@@ -526,6 +561,16 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         }
         self.update(cpu, |s| s.loaded_mm = next);
         self.cpu(cpu).loaded.set(next.0 as usize);
+        if let Some(i) = next.index() {
+            self.mms[i]
+                .events
+                .note(cpu, format_args!("loads it (from {prev})"));
+        }
+        if let Some(i) = prev.index() {
+            self.mms[i]
+                .events
+                .note(cpu, format_args!("loads {next} in its place"));
+        }
         self.touch(cpu);
         if prev != MmId::INIT {
             // Release: pairs with the acquire snapshot in mm_cpumask(); our
@@ -535,7 +580,9 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             self.mm(prev).cpumask.remove(cpu, Release);
             self.count(cpu, |s| s.shared_rmws += 1);
         }
-        self.scheme.switch_mm(self, cpu, prev.real(), next.real());
+        self.hook(cpu, Hook::SwitchMm, prev.real(), || {
+            self.scheme.switch_mm(self, cpu, prev.real(), next.real())
+        });
     }
 
     fn exit(&self, cpu: CpuId) {
@@ -548,7 +595,10 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             s.lazy_enters += 1;
         });
         // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL; enter_lazy_tlb().
-        self.scheme.enter_lazy(self, cpu, mm);
+        self.mm(mm).events.note(cpu, format_args!("exit_mm()"));
+        self.hook(cpu, Hook::EnterLazy, Some(mm), || {
+            self.scheme.enter_lazy(self, cpu, mm)
+        });
         self.update(cpu, |s| {
             s.curr = Task::Kernel;
             s.is_lazy = true;
@@ -564,41 +614,65 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         // this task did happens before the teardown; acquire on the last one.
         let old = self.mm(mm).users.fetch_sub(1, AcqRel);
         self.count(cpu, |s| s.shared_rmws += 1);
+        let to = old.wrapping_sub(1) as isize;
+        self.mm(mm)
+            .events
+            .note(cpu, format_args!("mmput (mm_users {old} -> {to})"));
         if old == 0 {
-            panic!("mm_users of {mm} went negative");
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("mm_users of {mm} went negative"),
+            );
         }
         if old == 1 {
-            // __mmput()
-            self.scheme.mm_users_zero(self, cpu, mm);
-            self.mm(mm).torn_down.set(1); // exit_mmap()
-            self.mmdrop(cpu, mm);
+            self.hook(cpu, Hook::Mmput, None, || {
+                self.hook(cpu, Hook::MmUsersZero, Some(mm), || {
+                    self.scheme.mm_users_zero(self, cpu, mm)
+                });
+                self.mm(mm).torn_down.set(1); // exit_mmap()
+                self.mmdrop(cpu, mm);
+            });
         }
     }
 
     fn free_mm(&self, cpu: CpuId, mm: MmId) {
         let m = self.mm(mm);
+        m.events.note(cpu, format_args!("frees it"));
         if m.freed.add(1) != 0 {
-            panic!("double free of {mm} on {cpu}");
+            self.fail(Some(cpu), Some(mm), format!("double free of {mm} on {cpu}"));
         }
         if m.torn_down.get() == 0 {
-            panic!("use-after-free of {mm}: freed on {cpu} while mm_users > 0 (its tasks still use it)");
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: freed on {cpu} while mm_users > 0 (its tasks still use it)"),
+            );
         }
         for (c, other) in self.cpus.iter().enumerate() {
             if other.loaded.get() == mm.0 as usize {
-                panic!("use-after-free of {mm}: freed on {cpu} while cpu{c} still has it loaded");
+                self.fail(
+                    Some(cpu),
+                    Some(mm),
+                    format!(
+                        "use-after-free of {mm}: freed on {cpu} while cpu{c} still has it loaded"
+                    ),
+                );
             }
         }
         self.count(cpu, |s| s.frees += 1);
-        race_is_uaf(
-            mm,
-            cpu,
-            "frees it after a use that is not ordered before the free",
-            || {
-                // SAFETY: the free is the one writer of the body; a use that is
-                // not ordered before it is a data race that loom reports.
-                m.body.with_mut(|b| unsafe { (*b).freed = true })
-            },
-        );
+        loom_race(|| {
+            // SAFETY: the free is the one writer of the body; a use that is
+            // not ordered before it is a data race that loom reports.
+            m.body.with_mut(|b| unsafe { (*b).freed = true })
+        })
+        .unwrap_or_else(|loom| {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: {cpu} frees it after a use that is not ordered before the free (loom: {loom})"),
+            )
+        });
     }
 
     /// The hardware may walk the page tables `cpu` has loaded at any time.
@@ -612,13 +686,63 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     fn use_mm(&self, cpu: CpuId, mm: MmId) {
         let m = self.mm(mm);
         if m.freed.get() != 0 {
-            panic!("use-after-free of {mm}: {cpu} uses it after it was freed");
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: {cpu} uses it after it was freed"),
+            );
         }
-        let freed = race_is_uaf(mm, cpu, "uses it, unordered with its free", || {
+        let freed = loom_race(|| {
             // SAFETY: a read; the oracle checks it is ordered before the free.
             m.body.with(|b| unsafe { (*b).freed })
+        })
+        .unwrap_or_else(|loom| {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!(
+                    "use-after-free of {mm}: {cpu} uses it, unordered with its free (loom: {loom})"
+                ),
+            )
         });
-        assert!(!freed, "use-after-free of {mm}: {cpu} reads a freed body");
+        if freed {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: {cpu} reads a freed body"),
+            );
+        }
+    }
+
+    /// Runs scheme hook `h` on `cpu` (for `mm`'s event log), recording it
+    /// on the CPU's hook stack for failure reports.
+    fn hook<R>(&self, cpu: CpuId, h: Hook, mm: Option<MmId>, f: impl FnOnce() -> R) -> R {
+        if let Some(i) = mm.and_then(MmId::index) {
+            self.mms[i].events.note(cpu, format_args!("{}", h.name()));
+        }
+        let stack = &self.cpu(cpu).hooks;
+        stack.push(h);
+        let r = f();
+        stack.pop();
+        r
+    }
+
+    /// The oracle fires: panics with `line` and the report around it
+    /// (scheme, scenario, the hooks `cpu` is inside, `mm`'s recent events,
+    /// the replay line).
+    #[cold]
+    #[track_caller]
+    fn fail(&self, cpu: Option<CpuId>, mm: Option<MmId>, line: std::string::String) -> ! {
+        let ctx = Context {
+            scheme: S::NAME,
+            scenario: self.scenario.label(),
+            cpu: cpu.map(|c| (c, &self.cpu(c).hooks)),
+            mm: mm
+                .and_then(|m| m.index().map(|i| (m, i)))
+                .map(|(m, i)| (format!("{m}"), &self.mms[i].events)),
+            replay: self.replay.as_deref(),
+        };
+        panic!("{}", ctx.report(&line))
     }
 
     /// Serves `cpu`'s mailbox (an interrupt-enabled point).
@@ -651,21 +775,27 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     fn handle_ipi(&self, cpu: CpuId, msg: Ipi) {
         match msg {
             Ipi::None => panic!("IPI with no request"),
-            Ipi::ShootLazy(mm) => {
+            Ipi::ShootLazy(mm) => self.hook(cpu, Hook::ShootLazyIpi, Some(mm), || {
                 // do_shoot_lazy_tlb()
                 let st = self.state(cpu);
                 if st.active_mm == mm {
                     if let Task::User(_) = st.curr {
-                        panic!("shootdown of {mm} on {cpu}, which runs one of its user tasks");
+                        self.fail(
+                            Some(cpu),
+                            Some(mm),
+                            format!("shootdown of {mm} on {cpu}, which runs one of its user tasks"),
+                        );
                     }
                     self.switch_mm(cpu, MmId::INIT);
                     self.update(cpu, |s| {
                         s.active_mm = MmId::INIT;
                         s.is_lazy = false;
                     });
-                    self.scheme.lazy_shot(self, cpu, mm);
+                    self.hook(cpu, Hook::LazyShot, Some(mm), || {
+                        self.scheme.lazy_shot(self, cpu, mm)
+                    });
                 }
-            }
+            }),
         }
     }
 
@@ -706,13 +836,21 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         for (i, m) in self.mms.iter().enumerate() {
             match m.freed.get() {
                 1 => {}
-                0 => panic!(
-                    "leak: {} was never freed (mm_users {}, mm_count {})",
-                    MmId::new(i),
-                    m.users.load(Relaxed),
-                    m.count.load(Relaxed)
+                0 => self.fail(
+                    None,
+                    Some(MmId::new(i)),
+                    format!(
+                        "leak: {} was never freed (mm_users {}, mm_count {})",
+                        MmId::new(i),
+                        m.users.load(Relaxed),
+                        m.count.load(Relaxed)
+                    ),
                 ),
-                n => panic!("double free of {}: freed {n} times", MmId::new(i)),
+                n => self.fail(
+                    None,
+                    Some(MmId::new(i)),
+                    format!("double free of {}: freed {n} times", MmId::new(i)),
+                ),
             }
         }
     }
@@ -787,16 +925,25 @@ fn run_cpus<M: Send + Sync + 'static>(this: &Arc<M>, nr_cpus: usize, run_cpu: fn
     }
 }
 
-/// Runs an access to an mm's body; if loom reports it as a data race with the
-/// free ("Causality violation"), re-raises it as the oracle's use-after-free.
+/// Runs an access to a tracked object's body (the walker machine's page
+/// tables); a data race with the free that loom reports panics as the
+/// oracle's use-after-free.
 fn race_is_uaf<R>(
-    mm: impl core::fmt::Display,
+    obj: impl core::fmt::Display,
     cpu: CpuId,
     what: &str,
     access: impl FnOnce() -> R,
 ) -> R {
+    loom_race(access)
+        .unwrap_or_else(|loom| panic!("use-after-free of {obj}: {cpu} {what} (loom: {loom})"))
+}
+
+/// Runs an access to an mm's body; if loom reports it as a data race with the
+/// free ("Causality violation"), returns loom's message so that the oracle
+/// reports it as a use-after-free.
+fn loom_race<R>(access: impl FnOnce() -> R) -> Result<R, std::string::String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(access)) {
-        Ok(r) => r,
+        Ok(r) => Ok(r),
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<std::string::String>()
@@ -804,10 +951,7 @@ fn race_is_uaf<R>(
                 .or_else(|| payload.downcast_ref::<&str>().copied())
                 .unwrap_or("");
             if msg.contains("Causality violation") {
-                panic!(
-                    "use-after-free of {mm}: {cpu} {what} (loom: {})",
-                    msg.trim()
-                );
+                return Err(msg.trim().into());
             }
             std::panic::resume_unwind(payload)
         }
@@ -822,8 +966,16 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // atomic_inc(): unordered, the caller already holds a reference.
         let old = self.mm(mm).count.fetch_add(1, Relaxed);
         self.count(cpu, |s| s.shared_rmws += 1);
+        let to = old + 1;
+        self.mm(mm)
+            .events
+            .note(cpu, format_args!("mmgrab (mm_count {old} -> {to})"));
         if old == 0 {
-            panic!("use-after-free of {mm}: mmgrab on {cpu} with mm_count 0");
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: mmgrab on {cpu} with mm_count 0"),
+            );
         }
     }
 
@@ -833,13 +985,24 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // acquire on the last so the free happens after everyone's.
         let old = self.mm(mm).count.fetch_sub(1, AcqRel);
         self.count(cpu, |s| s.shared_rmws += 1);
+        let to = old.wrapping_sub(1) as isize;
+        self.mm(mm)
+            .events
+            .note(cpu, format_args!("mmdrop (mm_count {old} -> {to})"));
         if old == 0 {
-            panic!("mm_count of {mm} went negative");
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("mm_count of {mm} went negative"),
+            );
         }
         if old == 1 {
-            // __mmdrop()
-            self.scheme.final_drop(self, cpu, mm);
-            self.free_mm(cpu, mm);
+            self.hook(cpu, Hook::Mmdrop, None, || {
+                self.hook(cpu, Hook::FinalDrop, Some(mm), || {
+                    self.scheme.final_drop(self, cpu, mm)
+                });
+                self.free_mm(cpu, mm);
+            });
         }
     }
 
@@ -870,7 +1033,11 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         let old = self.mm(mm).count.fetch_add(n, Relaxed);
         self.count(cpu, |s| s.shared_rmws += 1);
         if old == 0 {
-            panic!("use-after-free of {mm}: mmgrab_many on {cpu} with mm_count 0");
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: mmgrab_many on {cpu} with mm_count 0"),
+            );
         }
     }
 
@@ -883,7 +1050,11 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         let old = self.mm(mm).count.fetch_sub(n, Release);
         self.count(cpu, |s| s.shared_rmws += 1);
         if old <= n {
-            panic!("mmdrop_many of {n} on {mm} would free it (mm_count was {old})");
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("mmdrop_many of {n} on {mm} would free it (mm_count was {old})"),
+            );
         }
     }
 

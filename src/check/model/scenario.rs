@@ -27,6 +27,7 @@ pub enum Op {
 pub struct Scenario {
     nr_mms: usize,
     scripts: Vec<Vec<Op>>,
+    label: std::string::String,
 }
 
 impl Scenario {
@@ -72,7 +73,11 @@ impl Scenario {
                 "scenario error: cpu{cpu}'s tasks of {live:?} never exit"
             );
         }
-        let s = Self { nr_mms, scripts };
+        let s = Self {
+            nr_mms,
+            scripts,
+            label: std::string::String::from("unnamed scenario"),
+        };
         for (i, n) in s.tasks_per_mm().into_iter().enumerate() {
             assert!(n > 0, "scenario error: {} has no task", MmId::new(i));
         }
@@ -182,7 +187,20 @@ impl Scenario {
                 s
             })
             .collect();
-        Self::new(nr_mms, scripts)
+        Self::new(nr_mms, scripts).named(std::format!(
+            "random(seed {seed:#x}, {nr_cpus} CPUs, {nr_mms} mms, {ops_per_cpu} ops per CPU)"
+        ))
+    }
+
+    /// The scenario with a name, which failure messages show.
+    pub fn named(mut self, label: impl Into<std::string::String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// The scenario's name ("unnamed scenario" unless [`named`](Self::named)).
+    pub fn label(&self) -> &str {
+        &self.label
     }
 }
 

@@ -1,0 +1,162 @@
+//! Failure reports of the lazy-mm machine: what a user sees when the oracle
+//! fires. Beside the oracle's own line ("use-after-free of mm0: ..."), a
+//! report names the scheme, the scenario, the hooks the failing CPU was
+//! inside (outermost first), the mm's recent events (who loaded it, went
+//! lazy, grabbed, dropped, freed it), and one line that replays the failure.
+//!
+//! The hook stack and the event log are oracle bookkeeping in
+//! [`crate::sync::shadow`] words that no checker sees, so they add no
+//! interleavings: loom's execution counts are unchanged. The event log is
+//! kept only under the checkers ([`crate::sync::CHECKED`]), so the real-thread
+//! runs of `examples/compare.rs` do not pay for it.
+
+use crate::cpu::CpuId;
+use crate::sync::shadow::{Log, Shadow};
+use std::string::String;
+
+/// Events kept per mm.
+pub(super) const EVENTS_PER_MM: usize = 16;
+
+/// What a CPU can be inside when the oracle fires: a scheme hook, or one of
+/// the machine's kernel paths that call them (`__mmput()`, `__mmdrop()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Hook {
+    EnterLazy = 1,
+    TransferLazy,
+    SwitchingMm,
+    SwitchMm,
+    LeaveLazy,
+    MmUsersZero,
+    FinalDrop,
+    LazyShot,
+    CpuDead,
+    ShootLazyIpi,
+    Mmput,
+    Mmdrop,
+}
+
+impl Hook {
+    const ALL: [Hook; 12] = [
+        Hook::EnterLazy,
+        Hook::TransferLazy,
+        Hook::SwitchingMm,
+        Hook::SwitchMm,
+        Hook::LeaveLazy,
+        Hook::MmUsersZero,
+        Hook::FinalDrop,
+        Hook::LazyShot,
+        Hook::CpuDead,
+        Hook::ShootLazyIpi,
+        Hook::Mmput,
+        Hook::Mmdrop,
+    ];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Hook::EnterLazy => "enter_lazy",
+            Hook::TransferLazy => "transfer_lazy",
+            Hook::SwitchingMm => "switching_mm",
+            Hook::SwitchMm => "switch_mm",
+            Hook::LeaveLazy => "leave_lazy",
+            Hook::MmUsersZero => "mm_users_zero",
+            Hook::FinalDrop => "final_drop",
+            Hook::LazyShot => "lazy_shot",
+            Hook::CpuDead => "cpu_dead",
+            Hook::ShootLazyIpi => "the shoot-lazy IPI handler",
+            Hook::Mmput => "__mmput()",
+            Hook::Mmdrop => "__mmdrop()",
+        }
+    }
+}
+
+/// A CPU's stack of hooks, one byte per level (innermost in the low byte);
+/// deeper nesting than a word holds keeps the innermost levels.
+#[derive(Debug, Default)]
+pub(super) struct HookStack(Shadow);
+
+impl HookStack {
+    pub(super) fn push(&self, hook: Hook) {
+        self.0.set((self.0.get() << 8) | hook as usize);
+    }
+
+    pub(super) fn pop(&self) {
+        self.0.set(self.0.get() >> 8);
+    }
+
+    /// "leave_lazy > final_drop" (outermost first), or the scheduler.
+    fn describe(&self) -> String {
+        let mut v = self.0.get();
+        let mut names = std::vec::Vec::new();
+        while v != 0 {
+            let b = v & 0xff;
+            names.push(Hook::ALL.get(b - 1).map_or("?", |h| h.name()));
+            v >>= 8;
+        }
+        if names.is_empty() {
+            return String::from("the machine's scheduler, in no scheme hook");
+        }
+        names.reverse();
+        names.join(" > ")
+    }
+}
+
+/// One mm's recent events.
+pub(super) struct Events(Log<String>);
+
+impl Events {
+    pub(super) fn new() -> Self {
+        Self(Log::new(EVENTS_PER_MM))
+    }
+
+    /// Records `what` by `cpu` (only under the checkers).
+    pub(super) fn note(&self, cpu: CpuId, what: core::fmt::Arguments<'_>) {
+        if crate::sync::CHECKED {
+            self.0.push(std::format!("{cpu} {what}"));
+        }
+    }
+}
+
+/// Everything a report needs besides the oracle's line.
+pub(super) struct Context<'a> {
+    pub scheme: &'static str,
+    pub scenario: &'a str,
+    pub cpu: Option<(CpuId, &'a HookStack)>,
+    pub mm: Option<(String, &'a Events)>,
+    pub replay: Option<&'a str>,
+}
+
+impl Context<'_> {
+    /// The full report: `line`, then one indented line per item.
+    pub(super) fn report(&self, line: &str) -> String {
+        use core::fmt::Write;
+        let mut s = String::from(line);
+        let _ = write!(s, "\n  scheme:   {}", self.scheme);
+        let _ = write!(s, "\n  scenario: {}", self.scenario);
+        if let Some((cpu, hooks)) = self.cpu {
+            let _ = write!(s, "\n  hook:     on {cpu}: {}", hooks.describe());
+        }
+        if let Some((mm, events)) = &self.mm {
+            let ev = events.0.snapshot();
+            if ev.is_empty() {
+                let _ = write!(
+                    s,
+                    "\n  {mm}'s events: not recorded outside loom and shuttle"
+                );
+            } else {
+                let _ = write!(s, "\n  {mm}'s last {} events, oldest first:", ev.len());
+                for e in ev {
+                    let _ = write!(s, "\n    {e}");
+                }
+            }
+        }
+        let _ = write!(
+            s,
+            "\n  replay:   {}",
+            self.replay.unwrap_or(
+                "run the scenario again on the machine (Machine::with_replay sets this line)"
+            )
+        );
+        s
+    }
+}
