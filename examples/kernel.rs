@@ -115,7 +115,7 @@ fn main() {
 
 #[cfg(not(any(loom, lazymm_shuttle)))]
 mod toy {
-    use lazymm::cpu::{CpuId, CpuSet};
+    use lazymm::cpu::{CpuId, CpuMask, CpuSet};
     use lazymm::lazy::cached::Cached;
     use lazymm::lazy::hazard::HazardLazy;
     use lazymm::lazy::loaded::LoadedMm;
@@ -542,7 +542,7 @@ mod toy {
         /// once every other target has run it and acknowledged, serving our
         /// own IPIs while we wait (two CPUs calling each other must not
         /// deadlock). Returns the number of IPIs sent.
-        fn call_many(&self, pin: &CpuPin<'_>, targets: &CpuSet, call: Call) -> u64 {
+        fn call_many(&self, pin: &CpuPin<'_>, targets: &impl CpuMask, call: Call) -> u64 {
             let cpu = pin.cpu();
             let me = self.cpu(cpu);
             assert_eq!(
@@ -629,7 +629,7 @@ mod toy {
     }
 
     impl<S: LazyMm> IpiSync for ToyKernel<S> {
-        fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &CpuSet) {
+        fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &impl CpuMask) {
             // smp_call_function_many(targets, tlb_remove_table_smp_sync,
             // NULL, wait = 1): an empty request through the same mailboxes as
             // the shoot-lazy IPI. Our own CPU is never sent one (and the
@@ -656,6 +656,11 @@ mod toy {
 
     impl<S: LazyMm> Kernel for ToyKernel<S> {
         type Mm = Mm;
+        /// The one CPU count: the schemes are `Tagged<NR_CPUS>` etc.; one
+        /// sized for fewer CPUs fails to compile.
+        const NR_CPUS: usize = NR_CPUS;
+        /// One word: the toy has at most 64 CPUs.
+        type CpuMask = CpuSet<1>;
 
         fn mmgrab(&self, cpu: CpuId, mm: Mm) {
             // atomic_inc(): the caller holds a reference, no ordering needed.
@@ -681,7 +686,7 @@ mod toy {
             self.mms[mm.index()].mm_users.load(Acquire)
         }
 
-        fn mm_cpumask(&self, mm: Mm) -> CpuSet {
+        fn mm_cpumask(&self, mm: Mm) -> CpuSet<1> {
             // Acquire: pairs with the release clear in switch_mm().
             let bits = self.mms[mm.index()].cpumask.load(Acquire);
             (0..self.cpus.len())
@@ -690,7 +695,7 @@ mod toy {
                 .collect()
         }
 
-        fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: Mm) {
+        fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: Mm) {
             // on_each_cpu_mask(cpus, do_shoot_lazy_tlb, mm, wait = 1).
             let pin = self.pin_as(cpu);
             let sent = self.call_many(&pin, cpus, Call::ShootLazy(mm));

@@ -195,6 +195,52 @@ impl<const W: usize> Iterator for CpuSetIter<'_, W> {
     }
 }
 
+/// The CPU-set type a kernel hands its schemes ([`Kernel::CpuMask`]): a
+/// plain set with room for the kernel's CPUs. [`CpuSet<W>`] is the
+/// implementation; a kernel picks `W` for its CPU count
+/// (`CpuSet<{ NR_CPUS.div_ceil(64) }>` written out), so a 4-CPU kernel
+/// copies one word where 0.1 copied sixteen, and a set too small for
+/// [`Kernel::NR_CPUS`] is a compile error in the scheme's hooks.
+///
+/// [`Kernel::CpuMask`]: crate::lazy::Kernel::CpuMask
+/// [`Kernel::NR_CPUS`]: crate::lazy::Kernel::NR_CPUS
+pub trait CpuMask: Default + Clone + core::fmt::Debug + Send + Sync {
+    /// How many CPUs the set can hold.
+    const CAPACITY: usize;
+    /// Adds `cpu`; returns whether it was absent. Panics when out of range.
+    fn insert(&mut self, cpu: CpuId) -> bool;
+    /// Whether `cpu` is in the set. Panics when out of range.
+    fn contains(&self, cpu: CpuId) -> bool;
+    /// Number of CPUs in the set.
+    fn len(&self) -> usize;
+    /// Whether the set is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The CPUs in the set, ascending.
+    fn iter(&self) -> impl Iterator<Item = CpuId> + '_;
+}
+
+impl<const W: usize> CpuMask for CpuSet<W> {
+    const CAPACITY: usize = W * WORD_BITS;
+    #[inline]
+    fn insert(&mut self, cpu: CpuId) -> bool {
+        CpuSet::insert(self, cpu)
+    }
+    #[inline]
+    fn contains(&self, cpu: CpuId) -> bool {
+        CpuSet::contains(self, cpu)
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        CpuSet::len(self)
+    }
+    #[inline]
+    fn iter(&self) -> impl Iterator<Item = CpuId> + '_ {
+        CpuSet::iter(self)
+    }
+}
+
 /// A CPU set that CPUs update concurrently, like Linux's `mm_cpumask`.
 ///
 /// Each bit is set and cleared with a single atomic RMW on its word. A
@@ -215,7 +261,7 @@ impl<const W: usize> AtomicCpuSet<W> {
     /// How many CPUs the set can hold.
     pub const CAPACITY: usize = W * WORD_BITS;
 
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// The empty set (`const` outside loom).
         pub fn new() -> Self {
             #[cfg(not(loom))]

@@ -112,6 +112,8 @@
 //!
 //! impl<S: LazyMm> Kernel for Os<S> {
 //!     type Mm = Mm;
+//!     const NR_CPUS: usize = 1; // the one CPU count: a scheme sized for fewer fails to build
+//!     type CpuMask = CpuSet<1>; // one word: room for 64 CPUs
 //!     fn mmgrab(&self, _: CpuId, _: Mm) { self.count.fetch_add(1, Relaxed); }
 //!     fn mmdrop(&self, cpu: CpuId, mm: Mm) {
 //!         if self.count.fetch_sub(1, AcqRel) == 1 {
@@ -121,11 +123,11 @@
 //!         }
 //!     }
 //!     fn mm_users(&self, _: Mm) -> usize { self.users.load(Acquire) }
-//!     fn mm_cpumask(&self, mm: Mm) -> CpuSet {
+//!     fn mm_cpumask(&self, mm: Mm) -> CpuSet<1> {
 //!         let loaded = self.active.load(Acquire) == mm.to_word();
 //!         (0..usize::from(loaded)).map(CpuId::new).collect()
 //!     }
-//!     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: Mm) {
+//!     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: Mm) {
 //!         // on_each_cpu_mask(): the only CPU is the caller, so run it here.
 //!         if cpus.contains(cpu) && self.active.load(Relaxed) == mm.to_word() {
 //!             self.load_mm(cpu, Some(mm), None);

@@ -20,7 +20,7 @@
 //! (`crate::check::model::tlb`) implements [`LocalTlb`]. A kernel implements them
 //! on its own per-CPU code.
 
-use crate::cpu::{CpuId, CpuSet};
+use crate::cpu::{CpuId, CpuMask};
 use core::marker::PhantomData;
 
 /// Proof that the holder runs on [`cpu`](Self::cpu) and cannot migrate
@@ -69,7 +69,7 @@ pub trait IpiSync {
     /// own pending IPIs while it waits, so two CPUs syncing at once cannot
     /// deadlock. The handlers' completion happens before the return
     /// (release acknowledgements, acquired here).
-    fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &CpuSet);
+    fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &impl CpuMask);
 }
 
 /// This CPU's TLB.

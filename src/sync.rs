@@ -60,6 +60,9 @@ mod imp {
         pub use loom::sync::{Arc, Condvar, Mutex};
         pub use loom::thread::{spawn, JoinHandle};
     }
+
+    #[doc(hidden)]
+    pub use loom::lazy_static as __checker_lazy_static;
 }
 
 #[cfg(all(lazymm_shuttle, not(loom)))]
@@ -84,6 +87,9 @@ mod imp {
         pub use shuttle::sync::{Arc, Condvar, Mutex};
         pub use shuttle::thread::{spawn, JoinHandle};
     }
+
+    #[doc(hidden)]
+    pub use shuttle::lazy_static as __checker_lazy_static;
 }
 
 #[cfg(not(any(loom, lazymm_shuttle)))]
@@ -153,17 +159,124 @@ pub fn smp_mb_after_atomic() {
     fence(Ordering::SeqCst);
 }
 
-/// `const fn` outside loom, plain `fn` under loom (whose atomics cannot be
-/// built in a const context).
+/// A `static` of lazymm types (a scheme, or a kernel object built from the
+/// atomics of [`crate::check::sync`]) that compiles in every build.
+///
+/// Outside the checkers it is a plain `static`: the initializer must be a
+/// constant expression, and every constructor of the crate is a `const fn`
+/// there. Under `--cfg loom` and `--cfg lazymm_shuttle` the checkers'
+/// atomics cannot be built in a constant, and a plain `static` would carry
+/// state from one execution into the next; there the macro is the checker's
+/// `lazy_static!`, initialised on first use in each execution and dropped
+/// at its end. Use the static through method calls or `&NAME` where a
+/// reference to its type is expected (both work in both builds).
+///
+/// ```
+/// use lazymm::lazy::refcount::Refcount;
+/// lazymm::lazymm_static! {
+///     /// The kernel's lazy-mm scheme, picked at build time.
+///     pub static SCHEME: Refcount = Refcount::new();
+/// }
+/// fn scheme() -> &'static Refcount {
+///     &SCHEME
+/// }
+/// # let _ = scheme;
+/// ```
+///
+/// Which constructors are `const`: all of them outside loom; under loom
+/// none that builds an atomic (they are plain `fn`s there). Under shuttle
+/// they stay `const`, but a plain `static` would keep its state across
+/// executions, hence the macro.
+#[macro_export]
+macro_rules! lazymm_static {
+    ($(#[$m:meta])* static $n:ident : $t:ty = $e:expr ;) => {
+        $crate::__lazymm_static!(($(#[$m])*) () $n, $t, $e);
+    };
+    ($(#[$m:meta])* pub static $n:ident : $t:ty = $e:expr ;) => {
+        $crate::__lazymm_static!(($(#[$m])*) (pub) $n, $t, $e);
+    };
+    ($(#[$m:meta])* pub ($($v:tt)+) static $n:ident : $t:ty = $e:expr ;) => {
+        $crate::__lazymm_static!(($(#[$m])*) (pub ($($v)+)) $n, $t, $e);
+    };
+}
+
+#[cfg(not(any(loom, lazymm_shuttle)))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lazymm_static {
+    (($($m:tt)*) ($($v:tt)*) $n:ident, $t:ty, $e:expr) => {
+        $($m)* $($v)* static $n: $t = $e;
+    };
+}
+
+#[cfg(any(loom, lazymm_shuttle))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lazymm_static {
+    (($($m:tt)*) ($($v:tt)*) $n:ident, $t:ty, $e:expr) => {
+        $crate::check::sync::__checker_lazy_static! {
+            $($m)* $($v)* static ref $n: $t = $e;
+        }
+    };
+}
+
+/// A function that is `const fn` outside loom and a plain `fn` under loom
+/// (whose atomics cannot be built in a constant): how the crate writes its
+/// constructors, and how a kernel writes its own so that one constructor
+/// serves its `static`s ([`lazymm_static!`]) in every build. (The example
+/// is compiled, not run: under loom an atomic exists only inside a model.)
+///
+/// ```no_run
+/// use lazymm::check::sync::AtomicUsize;
+/// pub struct PerMm {
+///     count: AtomicUsize,
+/// }
+/// impl PerMm {
+///     lazymm::const_fn! {
+///         /// One reference.
+///         pub fn new() -> Self {
+///             Self { count: AtomicUsize::new(1) }
+///         }
+///     }
+/// }
+/// # let _ = PerMm::new().count;
+/// ```
+#[cfg(not(loom))]
+#[macro_export]
 macro_rules! const_fn {
     ($(#[$attr:meta])* $vis:vis fn $name:ident $($rest:tt)*) => {
-        #[cfg(not(loom))]
         $(#[$attr])* $vis const fn $name $($rest)*
-        #[cfg(loom)]
+    };
+}
+
+/// See the other build's definition: under loom a plain `fn`.
+#[cfg(loom)]
+#[macro_export]
+macro_rules! const_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident $($rest:tt)*) => {
         $(#[$attr])* $vis fn $name $($rest)*
     };
 }
-pub(crate) use const_fn;
+
+/// `[expr; N]` for a non-`Copy` `expr` (an atomic, a struct of atomics) in
+/// a [`const_fn!`]: `[const { expr }; N]` outside loom, `core::array::from_fn`
+/// under loom.
+#[cfg(not(loom))]
+#[macro_export]
+macro_rules! array {
+    ($e:expr; $n:expr) => {
+        [const { $e }; $n]
+    };
+}
+
+/// See the other build's definition: under loom `core::array::from_fn`.
+#[cfg(loom)]
+#[macro_export]
+macro_rules! array {
+    ($e:expr; $n:expr) => {
+        ::core::array::from_fn(|_| $e)
+    };
+}
 
 #[cfg(not(loom))]
 mod plain_cell {

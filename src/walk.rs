@@ -116,7 +116,7 @@ pub struct WalkTracker<const N: usize> {
 }
 
 impl<const N: usize> WalkTracker<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// No CPU walking.
         pub fn new(order: BeginOrder) -> Self {
             Self {

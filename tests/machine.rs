@@ -321,13 +321,18 @@ fn oracle_reports_a_leak() {
 fn tagged_leave_twice_panics() {
     use Op::*;
     let a = MmId::new(0);
-    let t = Tagged::<1>::new();
-    let m = Machine::new(Refcount::new(), Scenario::new(1, vec![vec![User(a), Exit]]))
-        .with_inline_ipis();
+    // The scheme is the machine's own: a `Tagged<1>` called with a kernel of
+    // more CPUs would not compile (`lazy::check_sizes`).
+    let m = Machine::new(
+        Tagged::<1>::new(),
+        Scenario::new(1, vec![vec![User(a), Exit]]),
+    )
+    .with_inline_ipis();
     m.step(CpuId::new(0), User(a));
-    lazymm::lazy::LazyMm::enter_lazy(&t, &m, CpuId::new(0), a);
-    lazymm::lazy::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
-    lazymm::lazy::LazyMm::leave_lazy(&t, &m, CpuId::new(0), a, None);
+    let t = m.scheme();
+    lazymm::lazy::LazyMm::enter_lazy(t, &m, CpuId::new(0), a);
+    lazymm::lazy::LazyMm::leave_lazy(t, &m, CpuId::new(0), a, None);
+    lazymm::lazy::LazyMm::leave_lazy(t, &m, CpuId::new(0), a, None);
 }
 
 #[test]
@@ -338,4 +343,16 @@ fn out_of_range_cpu_panics() {
         Scenario::new(1, vec![vec![Op::User(MmId::new(0)), Op::Exit]]),
     );
     m.step(CpuId::new(5), Op::Kthread);
+}
+
+/// One CPU count: the machine refuses a scenario with more CPUs than the
+/// scheme's per-CPU state covers (a kernel gets a compile error instead:
+/// the `compile_fail` example of `lazy::check_sizes`).
+#[test]
+#[should_panic(expected = "scenario error: three_cpus has 3 CPUs, but the scheme tagged covers 2")]
+fn machine_refuses_more_cpus_than_the_scheme_covers() {
+    let _ = Machine::new(
+        Tagged::<2>::new(),
+        lazymm::check::model::harness::three_cpus(),
+    );
 }

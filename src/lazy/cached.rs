@@ -78,7 +78,7 @@ impl<const N: usize> Default for Cached<N> {
 }
 
 impl<const N: usize> Cached<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// No CPU caches anything.
         pub fn new() -> Self {
             Self {
@@ -111,9 +111,11 @@ impl<const N: usize> Cached<N> {
 
 impl<const N: usize> LazyMm for Cached<N> {
     const NAME: &'static str = "cached";
+    const CPUS: usize = N;
 
     #[inline]
     fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         let slot = self.cached.get(cpu);
         let word = mm.to_word();
         let c = slot.load(Relaxed);

@@ -54,8 +54,10 @@ impl<S, const N: usize> Checked<S, N> {
 
 impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
     const NAME: &'static str = S::NAME;
+    const CPUS: usize = if N < S::CPUS { N } else { S::CPUS };
 
     fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         let slot = self.lazy.get(cpu);
         assert!(
             slot.load(Relaxed) == 0,

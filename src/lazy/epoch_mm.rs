@@ -57,6 +57,7 @@ impl LazyMm for EpochMm {
     const NAME: &'static str = "epoch_mm";
 
     fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
+        crate::lazy::check_sizes::<K, { usize::MAX }>();
         LAZY_GUARD.with(|g| {
             let mut g = g.borrow_mut();
             assert!(
@@ -76,6 +77,7 @@ impl LazyMm for EpochMm {
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, { usize::MAX }>();
         let passed = Arc::new(AtomicBool::new(false));
         let p = passed.clone();
         // Release: the destructor runs after every guard pinned now is

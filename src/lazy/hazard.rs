@@ -19,7 +19,7 @@
 //!
 //! Source: seed 004, reference §4.1–4.4 and §4.6.
 
-use crate::cpu::{CpuId, CpuSet};
+use crate::cpu::{CpuId, CpuMask};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 pub use crate::reclaim::hazard::Bug;
 use crate::reclaim::hazard::{HazardDomain, ScanContext};
@@ -38,7 +38,7 @@ impl<const N: usize> Default for HazardLazy<N> {
 }
 
 impl<const N: usize> HazardLazy<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// No CPU lazy.
         pub fn new() -> Self {
             Self { domain: HazardDomain::new() }
@@ -61,9 +61,11 @@ impl<const N: usize> HazardLazy<N> {
 
 impl<const N: usize> LazyMm for HazardLazy<N> {
     const NAME: &'static str = "hazard";
+    const CPUS: usize = N;
 
     #[inline]
     fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         // mmgrab_lazy_tlb(): smp_mb(); publish. "Only a single lazy mm per
         // CPU": a full slot is a misuse.
         if !self.domain.bug().is(Bug::NoPublishFence) {
@@ -92,10 +94,11 @@ impl<const N: usize> LazyMm for HazardLazy<N> {
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         // cleanup_lazy_tlbs() -> hazptr_scan(..., retire_lazy_mm_hp): a
         // targeted IPI to each holder; the scan waits for its slot to clear.
         let mut shoot = |c: CpuId| {
-            let mut one = CpuSet::new();
+            let mut one = K::CpuMask::default();
             one.insert(c);
             k.shoot_lazies(cpu, &one, mm);
         };

@@ -31,7 +31,7 @@
 //! Source: seed 004 (Torvalds' reply), reference §1.10, §1.12 #5, §4.5.
 
 use crate::check::bugs::BugSwitch;
-use crate::cpu::{CpuId, CpuSet, PerCpu};
+use crate::cpu::{CpuId, CpuMask, PerCpu};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering::*};
 
@@ -58,7 +58,7 @@ impl<const N: usize> Default for LoadedMm<N> {
 }
 
 impl<const N: usize> LoadedMm<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Every CPU on the kernel's own mm (word 0).
         pub fn new() -> Self {
             Self {
@@ -84,6 +84,7 @@ impl<const N: usize> LoadedMm<N> {
 
 impl<const N: usize> LazyMm for LoadedMm<N> {
     const NAME: &'static str = "loaded_mm";
+    const CPUS: usize = N;
 
     #[inline]
     fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
@@ -114,8 +115,9 @@ impl<const N: usize> LazyMm for LoadedMm<N> {
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         let word = mm.to_word();
-        let mut targets = CpuSet::new();
+        let mut targets = K::CpuMask::default();
         for (c, w) in self.loaded.iter() {
             // Acquire: pairs with switch_mm's release store.
             let v = w.load(Acquire);

@@ -73,7 +73,7 @@ pub mod refcount;
 pub mod shootdown;
 pub mod tagged;
 
-use crate::cpu::{CpuId, CpuSet};
+use crate::cpu::{CpuId, CpuMask};
 
 /// A kernel's handle to an mm (a pointer to its `mm_struct`, an index...).
 ///
@@ -157,6 +157,20 @@ pub trait Kernel: Sync {
     /// The kernel's mm handle.
     type Mm: MmHandle;
 
+    /// How many CPUs the kernel has (CPU ids are `0..NR_CPUS`): the one CPU
+    /// count. Every per-CPU scheme is sized by a const parameter `N`
+    /// ([`LazyMm::CPUS`]); a scheme with `N < NR_CPUS`, or a
+    /// [`CpuMask`](Self::CpuMask) with room for fewer CPUs, is a compile
+    /// error in the scheme's hooks ("lazymm: ..."), never a run-time index
+    /// out of range. A kernel writes `Tagged<NR_CPUS>` with its own
+    /// constant.
+    const NR_CPUS: usize;
+
+    /// The CPU-set type the kernel's cpumask snapshots and IPI target sets
+    /// use: [`CpuSet<W>`](crate::cpu::CpuSet) with `W` words for
+    /// `NR_CPUS` (one word up to 64 CPUs).
+    type CpuMask: CpuMask;
+
     /// `mmgrab()`: `mm_count += 1`. Unordered, as in Linux (an `atomic_inc`).
     fn mmgrab(&self, cpu: CpuId, mm: Self::Mm);
 
@@ -188,15 +202,26 @@ pub trait Kernel: Sync {
 
     /// A snapshot of `mm_cpumask(mm)`: every CPU that may have `mm` loaded,
     /// lazily or not. Each word is read with acquire, pairing with the release
-    /// with which a CPU clears its bit after switching away.
-    fn mm_cpumask(&self, mm: Self::Mm) -> CpuSet;
+    /// with which a CPU clears its bit after switching away. The copy is the
+    /// kernel's own [`CpuMask`](Self::CpuMask) (one word up to 64 CPUs): the
+    /// schemes that take it pass it on as an IPI target set.
+    fn mm_cpumask(&self, mm: Self::Mm) -> Self::CpuMask;
+
+    /// `for_each_cpu(c, mm_cpumask(mm))`: calls `f` for every CPU that may
+    /// have `mm` loaded, reading the mask in place, with the orderings of
+    /// [`mm_cpumask`](Self::mm_cpumask). The default iterates a snapshot; a
+    /// kernel whose mask is large overrides it to walk its words.
+    #[inline]
+    fn for_each_mm_cpu(&self, mm: Self::Mm, f: impl FnMut(CpuId)) {
+        self.mm_cpumask(mm).iter().for_each(f)
+    }
 
     /// `on_each_cpu_mask(cpus, do_shoot_lazy_tlb, mm, wait = 1)`: every CPU of
     /// `cpus` (the caller included, run locally) that uses `mm` lazily
     /// switches to the kernel's own mm and calls [`LazyMm::lazy_shot`]; returns
     /// once every target has acknowledged (acquire, pairing with each
     /// handler's release acknowledgement).
-    fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: Self::Mm);
+    fn shoot_lazies(&self, cpu: CpuId, cpus: &Self::CpuMask, mm: Self::Mm);
 
     /// Serves `cpu`'s pending IPIs (a CPU that waits on others calls this in
     /// its wait loop so that two waiting CPUs cannot deadlock). No-op by default.
@@ -210,6 +235,51 @@ pub trait Kernel: Sync {
     #[inline]
     fn note_shared_rmw(&self, cpu: CpuId, n: usize) {
         let _ = (cpu, n);
+    }
+}
+
+/// The compile-time check that ties a scheme to its kernel: `scheme_cpus`
+/// (the scheme's [`LazyMm::CPUS`]) and `K::CpuMask` must cover
+/// [`Kernel::NR_CPUS`]. Every scheme of the crate calls it in `enter_lazy`
+/// and `final_drop`, so a mismatch fails the kernel's build ("evaluation of
+/// constant value failed ... lazymm: ...") instead of indexing out of range
+/// at run time; a scheme of your own calls it the same way.
+///
+/// A kernel of 8 CPUs with a scheme sized for 4 does not build:
+///
+/// ```compile_fail
+/// use lazymm::cpu::{CpuId, CpuSet};
+/// use lazymm::lazy::{tagged::Tagged, Kernel, LazyMm, MmPtr};
+///
+/// struct MmStruct(u64);
+/// struct Os;
+/// impl Kernel for Os {
+///     type Mm = MmPtr<MmStruct>;
+///     const NR_CPUS: usize = 8;
+///     type CpuMask = CpuSet<1>;
+///     fn mmgrab(&self, _: CpuId, _: Self::Mm) {}
+///     fn mmdrop(&self, _: CpuId, _: Self::Mm) {}
+///     fn mm_users(&self, _: Self::Mm) -> usize { 1 }
+///     fn mm_cpumask(&self, _: Self::Mm) -> CpuSet<1> { CpuSet::new() }
+///     fn shoot_lazies(&self, _: CpuId, _: &CpuSet<1>, _: Self::Mm) {}
+/// }
+///
+/// let mut mm = MmStruct(0);
+/// let mm = MmPtr::new(core::ptr::NonNull::from(&mut mm));
+/// let scheme = Tagged::<4>::new(); // `Tagged::<8>` builds
+/// scheme.enter_lazy(&Os, CpuId::new(0), mm); // error: lazymm: the scheme's per-CPU state covers fewer CPUs
+/// ```
+#[inline(always)]
+pub const fn check_sizes<K: Kernel, const SCHEME_CPUS: usize>() {
+    const {
+        assert!(
+            K::NR_CPUS <= SCHEME_CPUS,
+            "lazymm: the scheme's per-CPU state covers fewer CPUs than Kernel::NR_CPUS"
+        );
+        assert!(
+            K::NR_CPUS <= <K::CpuMask as CpuMask>::CAPACITY,
+            "lazymm: Kernel::CpuMask holds fewer CPUs than Kernel::NR_CPUS"
+        );
     }
 }
 
@@ -229,6 +299,13 @@ pub trait Kernel: Sync {
 pub trait LazyMm: Sync {
     /// A short name for tables.
     const NAME: &'static str;
+
+    /// How many CPUs the scheme's per-CPU state covers: its const parameter
+    /// `N`, or `usize::MAX` (the default) for a scheme without per-CPU
+    /// state. Must be at least [`Kernel::NR_CPUS`]: [`check_sizes`] makes a
+    /// smaller one a compile error, and the simulated machine refuses a
+    /// scenario with more CPUs.
+    const CPUS: usize = usize::MAX;
 
     /// `cpu` keeps `mm` loaded for a task without an mm (`mmgrab_lazy_tlb()`).
     fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm);

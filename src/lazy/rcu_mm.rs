@@ -64,7 +64,7 @@
 //! period ends) through `RcuMm::with_rcu_bug` (checker builds).
 
 use crate::check::bugs::BugSwitch;
-use crate::cpu::{CpuId, CpuSet};
+use crate::cpu::{CpuId, CpuMask};
 use crate::lazy::{Kernel, LazyMm};
 use crate::reclaim::rcu::Rcu;
 
@@ -92,7 +92,7 @@ impl<const N: usize> RcuMm<N> {
     /// it IPIs the CPUs still holding the grace period up.
     pub const POLLS: usize = 4;
 
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// The scheme, every CPU in an extended quiescent state (on the
         /// kernel's own mm).
         pub fn new() -> Self {
@@ -126,8 +126,10 @@ impl<const N: usize> RcuMm<N> {
 
 impl<const N: usize> LazyMm for RcuMm<N> {
     const NAME: &'static str = "rcu_mm";
+    const CPUS: usize = N;
 
     fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         if self.bug.is(Bug::IdleIsQuiescent) && !self.rcu.is_idle(cpu) {
             self.rcu.idle_enter(cpu);
         }
@@ -152,6 +154,7 @@ impl<const N: usize> LazyMm for RcuMm<N> {
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         let cookie = self.rcu.snap();
         for _ in 0..Self::POLLS {
             k.serve_ipis(cpu);
@@ -162,12 +165,12 @@ impl<const N: usize> LazyMm for RcuMm<N> {
         }
         // Bounded wait: IPI the CPUs of the cpumask still active (the
         // acquire snapshot pairs with a leaving CPU's release clear).
-        let mut holdouts = CpuSet::new();
-        for c in k.mm_cpumask(mm).iter() {
+        let mut holdouts = K::CpuMask::default();
+        k.for_each_mm_cpu(mm, |c| {
             if c.index() < N && !self.rcu.is_idle(c) {
                 holdouts.insert(c);
             }
-        }
+        });
         k.shoot_lazies(cpu, &holdouts, mm);
     }
 }

@@ -79,6 +79,7 @@ impl LazyMm for Refcount {
 
     #[inline]
     fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, { usize::MAX }>();
         // mmgrab_lazy_tlb(): the CPU's user task still holds mm_users, so the
         // mm is alive and an unordered increment suffices.
         k.mmgrab(cpu, mm);

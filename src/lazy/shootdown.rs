@@ -55,6 +55,7 @@ impl LazyMm for Shootdown {
 
     #[inline]
     fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {
+        crate::lazy::check_sizes::<K, { usize::MAX }>();
         // No reference: the cpumask bit set when the mm was loaded is the record.
     }
 
@@ -64,6 +65,7 @@ impl LazyMm for Shootdown {
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, { usize::MAX }>();
         // cleanup_lazy_tlbs(): the acquire snapshot pairs with the release
         // clear in switch_mm; shoot_lazies waits for every acknowledgement.
         let cpus = k.mm_cpumask(mm);

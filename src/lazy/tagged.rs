@@ -131,7 +131,7 @@
 //! Source: seed 001 (the mockup and its replies), reference §2.
 
 use crate::check::bugs::BugSwitch;
-use crate::cpu::{CpuId, PerCpu};
+use crate::cpu::{CpuId, CpuMask, PerCpu};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering, Ordering::*};
 
@@ -196,14 +196,14 @@ fn not_lazy(cpu: CpuId) -> ! {
 }
 
 impl<const N: usize> Tagged<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// The mockup's algorithm ([`Options::MOCKUP`]), every CPU not lazy.
         pub fn new() -> Self {
             Self::with_options(Options::MOCKUP)
         }
     }
 
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// The algorithm with `opts`.
         pub fn with_options(opts: Options) -> Self {
             Self {
@@ -254,9 +254,11 @@ impl<const N: usize> Tagged<N> {
 
 impl<const N: usize> LazyMm for Tagged<N> {
     const NAME: &'static str = "tagged";
+    const CPUS: usize = N;
 
     #[inline]
     fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         let w = self.words.get(cpu);
         debug_assert_eq!(
             w.load(Relaxed),
@@ -366,7 +368,7 @@ impl<const N: usize> Default for TaggedV2<N> {
 
 #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
 impl<const N: usize> TaggedV2<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Every CPU not lazy, nothing to drop.
         pub fn new() -> Self {
             Self {
@@ -395,9 +397,11 @@ impl<const N: usize> TaggedV2<N> {
 #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
 impl<const N: usize> LazyMm for TaggedV2<N> {
     const NAME: &'static str = "tagged-v2";
+    const CPUS: usize = N;
 
     #[inline]
     fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+        crate::lazy::check_sizes::<K, N>();
         let w = self.lazy_mm.get(cpu);
         debug_assert_eq!(
             w.load(Relaxed),

@@ -116,7 +116,7 @@ impl<const N: usize, const SLOTS: usize> Default for HazardDomain<N, SLOTS> {
 }
 
 impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Every slot empty.
         pub fn new() -> Self {
             #[cfg(not(loom))]

@@ -54,7 +54,7 @@ use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
 use crate::sync::{smp_mb, smp_mb_after_atomic, AtomicBool, AtomicUsize, Ordering::*};
 
-crate::sync::const_fn! {
+crate::const_fn! {
     fn snap_array<const N: usize>() -> [AtomicUsize; N] {
         #[cfg(not(loom))]
         {
@@ -190,7 +190,7 @@ impl<const N: usize> Default for Rcu<N> {
 }
 
 impl<const N: usize> Rcu<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Every CPU starts in an extended quiescent state (offline or idle):
         /// a CPU calls [`idle_exit`](Self::idle_exit) when it comes online.
         pub fn new() -> Self {

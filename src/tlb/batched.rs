@@ -106,7 +106,7 @@ impl Default for FlushBatched {
 }
 
 impl FlushBatched {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Nothing pending.
         pub fn new() -> Self {
             Self { word: AtomicU32::new(0), bug: BugSwitch::off() }
@@ -202,7 +202,7 @@ impl Default for PteLock {
 }
 
 impl PteLock {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Unlocked.
         pub fn new() -> Self {
             Self { locked: AtomicBool::new(false) }

@@ -99,7 +99,7 @@ impl Default for TlbGen {
 }
 
 impl TlbGen {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Generation 1 (as `init_new_context()`: every context starts at 0
         /// and must flush on first use).
         pub fn new() -> Self {
@@ -184,7 +184,7 @@ impl<const N: usize> Default for LazyTlb<N> {
 }
 
 impl<const N: usize> LazyTlb<N> {
-    crate::sync::const_fn! {
+    crate::const_fn! {
         /// Every CPU on `init_mm`, not lazy.
         pub fn new() -> Self {
             Self {

@@ -4,7 +4,7 @@
 //! machine calls [`Mailboxes::serve`] (interrupts-on points).
 
 use super::Doorbell;
-use crate::cpu::{CpuId, CpuSet};
+use crate::cpu::{CpuId, CpuMask};
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::vec::Vec;
@@ -61,10 +61,10 @@ impl<T: Copy> Mailboxes<T> {
 
     /// Sends `msg` to every CPU of `targets` (not `cpu` itself) and waits for
     /// each acknowledgement, serving `cpu`'s own mailbox with `handle` meanwhile.
-    pub(crate) fn send<const W: usize>(
+    pub(crate) fn send(
         &self,
         cpu: CpuId,
-        targets: &CpuSet<W>,
+        targets: &impl CpuMask,
         msg: T,
         mut handle: impl FnMut(T),
     ) {

@@ -312,6 +312,14 @@ where
 {
     /// A machine running `scenario` under `scheme`, all CPUs idle on `init_mm`.
     pub fn new(scheme: S, scenario: Scenario) -> Self {
+        assert!(
+            scenario.nr_cpus() <= <Self as Kernel>::NR_CPUS,
+            "scenario error: {} has {} CPUs, but the scheme {} covers {} (its CPUS; the machine at most {MAX_CPUS})",
+            scenario.label(),
+            scenario.nr_cpus(),
+            S::NAME,
+            S::CPUS,
+        );
         let users = scenario.tasks_per_mm();
         let cpus = (0..scenario.nr_cpus())
             .map(|_| {
@@ -801,7 +809,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
 
     /// Sends `msg` to every CPU of `targets` (running ours locally) and waits
     /// for every acknowledgement, serving our own mailbox meanwhile.
-    fn send_ipis(&self, cpu: CpuId, targets: &CpuSet, msg: Ipi) {
+    fn send_ipis(&self, cpu: CpuId, targets: &CpuSet<1>, msg: Ipi) {
         let others = targets.len() - usize::from(targets.contains(cpu));
         self.count(cpu, |s| s.ipis += others as u64);
         if self.inline_ipis {
@@ -960,6 +968,14 @@ fn loom_race<R>(access: impl FnOnce() -> R) -> Result<R, std::string::String> {
 
 impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
     type Mm = MmId;
+    /// The scheme's CPUs, at most [`MAX_CPUS`]: the machine is sized at run
+    /// time by its scenario, which [`Machine::new`] checks against this.
+    const NR_CPUS: usize = if S::CPUS < MAX_CPUS {
+        S::CPUS
+    } else {
+        MAX_CPUS
+    };
+    type CpuMask = CpuSet<1>;
 
     fn mmgrab(&self, cpu: CpuId, mm: MmId) {
         self.use_mm(cpu, mm);
@@ -1011,16 +1027,12 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         self.mm(mm).users.load(Acquire)
     }
 
-    fn mm_cpumask(&self, mm: MmId) -> CpuSet {
+    fn mm_cpumask(&self, mm: MmId) -> CpuSet<1> {
         // Acquire: pairs with the release clear in switch_mm.
-        self.mm(mm)
-            .cpumask
-            .snapshot(self.nr_cpus(), Acquire)
-            .iter()
-            .collect()
+        self.mm(mm).cpumask.snapshot(self.nr_cpus(), Acquire)
     }
 
-    fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet, mm: MmId) {
+    fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: MmId) {
         self.send_ipis(cpu, cpus, Ipi::ShootLazy(mm));
     }
 

@@ -32,7 +32,7 @@
 
 use super::mailbox::Mailboxes;
 use super::{race_is_uaf, Doorbell};
-use crate::cpu::{CpuId, CpuSet};
+use crate::cpu::{CpuId, CpuMask, CpuSet};
 use crate::platform::{CpuPin, IpiSync};
 use crate::reclaim::rcu::{Progress, Rcu};
 use crate::sync::shadow::Shadow;
@@ -67,7 +67,7 @@ pub enum SyncKind {
 }
 
 impl<const N: usize> IpiSync for WalkMachine<N> {
-    fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &CpuSet) {
+    fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &impl CpuMask) {
         self.send_ipis(pin.cpu(), targets);
     }
 }
@@ -321,7 +321,7 @@ impl<const N: usize> WalkMachine<N> {
         // Relaxed (WRITE_ONCE of the PMD): the sync's barrier orders it.
         self.pmd.store(old + 1, Relaxed);
         let others = {
-            let mut s = CpuSet::first(self.nr_cpus());
+            let mut s: CpuSet = CpuSet::first(self.nr_cpus());
             s.remove(cpu);
             s
         };
@@ -410,7 +410,7 @@ impl<const N: usize> WalkMachine<N> {
     /// Sends an empty IPI to every CPU of `targets` and waits for each: a
     /// walker acknowledges only at its interrupts-on point, so its walk
     /// happens before what we do next.
-    fn send_ipis(&self, cpu: CpuId, targets: &CpuSet) {
+    fn send_ipis(&self, cpu: CpuId, targets: &impl CpuMask) {
         self.ipis.send(cpu, targets, (), |()| {});
     }
 
