@@ -1,0 +1,142 @@
+//! The loom side of the harness (`--cfg loom`): exhaustive checks of a
+//! scheme on the standard scenarios or one of your own.
+
+use super::{run_machine, standard_bound, standard_scenarios, test_name};
+use crate::check::model::{MachineBug, Scenario};
+use crate::lazy::LazyMm;
+use crate::sync::shadow::Shadow;
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+/// What a loom check explored (it returns only if every execution passed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoomReport {
+    /// The preemption bound explored (`None`: unbounded, from the environment).
+    pub preemption_bound: Option<usize>,
+    /// Executions (interleavings) explored.
+    pub executions: usize,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+impl core::fmt::Display for LoomReport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "bound {:?}, {} executions, {:.2?}",
+            self.preemption_bound, self.executions, self.elapsed
+        )
+    }
+}
+
+/// A loom check with its settings (`LoomCheck::new(bound).run(make, scenario)`).
+#[derive(Clone, Debug)]
+pub struct LoomCheck {
+    preemption_bound: usize,
+    max_branches: usize,
+    machine_bug: Option<MachineBug>,
+    progress: Option<std::string::String>,
+}
+
+impl LoomCheck {
+    /// Branches loom allows per execution: idle CPUs wait (yielding) while
+    /// others work, so paths are long.
+    pub const MAX_BRANCHES: usize = 100_000;
+
+    /// A check at `preemption_bound` (unless `LOOM_MAX_PREEMPTIONS` is set).
+    pub fn new(preemption_bound: usize) -> Self {
+        Self {
+            preemption_bound,
+            max_branches: Self::MAX_BRANCHES,
+            machine_bug: None,
+            progress: None,
+        }
+    }
+
+    /// loom's limit on branches per execution (default [`Self::MAX_BRANCHES`]).
+    pub fn max_branches(mut self, n: usize) -> Self {
+        self.max_branches = n;
+        self
+    }
+
+    /// Switches on a known bug of the machine's own kernel code.
+    pub fn machine_bug(mut self, bug: MachineBug) -> Self {
+        self.machine_bug = Some(bug);
+        self
+    }
+
+    /// Prints `label` and the count every 5,000 executions (to stderr).
+    pub fn progress(mut self, label: impl Into<std::string::String>) -> Self {
+        self.progress = Some(label.into());
+        self
+    }
+
+    /// Explores every interleaving of `scenario` (within the bound) under
+    /// the scheme `make` builds, one fresh scheme and machine per
+    /// execution. Panics with the oracle's message on the first failing
+    /// execution.
+    pub fn run<S, F>(&self, make: F, scenario: Scenario) -> LoomReport
+    where
+        S: LazyMm + Send + Sync + 'static,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let mut b = crate::sync::checker::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(self.preemption_bound);
+        }
+        b.max_branches = self.max_branches;
+        let preemption_bound = b.preemption_bound;
+        let executions = std::sync::Arc::new(Shadow::new(0));
+        let counter = std::sync::Arc::clone(&executions);
+        let bug = self.machine_bug;
+        let progress = self.progress.clone();
+        let replay = std::format!(
+            "RUSTFLAGS=\"--cfg loom\" LOOM_LOG=trace cargo test --release -- {} --exact\n            (loom is exhaustive and deterministic: the rerun fails on the same execution)",
+            test_name()
+        );
+        let start = Instant::now();
+        b.check(move || {
+            let n = counter.add(1) + 1;
+            if let Some(label) = &progress {
+                if n % 5000 == 0 {
+                    std::eprintln!("  {label}: {n} executions...");
+                }
+            }
+            run_machine(make(), scenario.clone(), bug, &replay);
+        });
+        LoomReport {
+            preemption_bound,
+            executions: executions.get(),
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+/// Explores every interleaving of `scenario`, up to `preemption_bound`
+/// preemptions, under the scheme `make` builds; panics with the oracle's
+/// message if one fails.
+pub fn loom_check<S, F>(preemption_bound: usize, make: F, scenario: Scenario) -> LoomReport
+where
+    S: LazyMm + Send + Sync + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    LoomCheck::new(preemption_bound).run(make, scenario)
+}
+
+/// [`loom_check`] on every standard scenario at its [`standard_bound`], in
+/// the order of [`standard_scenarios`]; panics on the first failure.
+pub fn loom_check_standard<S, F>(make: F) -> Vec<(&'static str, LoomReport)>
+where
+    S: LazyMm + Send + Sync + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    let make = std::sync::Arc::new(make);
+    standard_scenarios()
+        .into_iter()
+        .map(|(name, scenario)| {
+            let make = std::sync::Arc::clone(&make);
+            let bound = standard_bound(&scenario);
+            (name, loom_check(bound, move || make(), scenario))
+        })
+        .collect()
+}

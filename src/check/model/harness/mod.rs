@@ -1,0 +1,271 @@
+//! Bring your own scheme: check a [`LazyMm`](crate::lazy::LazyMm) written
+//! outside the crate with loom and shuttle, one call each.
+//!
+//! A scheme is anything that implements `LazyMm` for every
+//! [`Kernel`](crate::lazy::Kernel) (`impl LazyMm for
+//! MyScheme`). The harness runs it on the simulated
+//! [`Machine`](super::Machine), whose oracle panics on a use-after-free, a double
+//! free, a negative count, or a leak (see the [`model`](super) docs), under
+//! the same checkers and the same configuration as the crate's own schemes:
+//!
+//! | call | build | what it runs |
+//! |---|---|---|
+//! | `loom_check_standard(make)` | `RUSTFLAGS="--cfg loom"` | every interleaving of the six standard scenarios ([`standard_scenarios`]), 2-CPU ones at preemption bound [`LOOM_BOUND_2_CPUS`], the 3-CPU one at [`LOOM_BOUND_3_CPUS`] |
+//! | `loom_check(bound, make, scenario)` | `RUSTFLAGS="--cfg loom"` | one scenario of your own at a bound of your choice |
+//! | `shuttle_check(make)` | `RUSTFLAGS="--cfg lazymm_shuttle"` | 8 CPUs, 4 mms, fresh random workloads of 240+ operations; PCT at depths 2 and 3 and the random scheduler, 1,000 iterations each, fixed seeds |
+//!
+//! `LoomCheck` and `ShuttleCheck` (builders) change the defaults: the bound,
+//! loom's branch limit, the workload, the iterations, the schedulers, shuttle's
+//! `Config` (to persist failing schedules), or a known bug of the machine's
+//! own kernel code. The checker functions and types exist only in the
+//! matching checker build (`loom_*` under `--cfg loom`, `shuttle_*` under
+//! `--cfg lazymm_shuttle`); the scenarios and bounds exist in every build
+//! with the `model` feature.
+//!
+//! loom honours its own environment variables as in any loom test
+//! (`LOOM_MAX_PREEMPTIONS` overrides the bound, `LOOM_LOG=trace` prints the
+//! failing execution). loom's checkpoint files are not offered: they need a
+//! loom feature this crate does not enable, and loom needs none to replay —
+//! it is exhaustive and deterministic, so rerunning the same test fails on
+//! the same execution.
+//!
+//! # When a check fails
+//!
+//! It panics with the oracle's line first (`"use-after-free of mm0: ..."`,
+//! `"leak: mm0 was never freed ..."`, so a known-bad scheme is a
+//! `#[should_panic(expected = "...")]` test), then a report: the scheme's
+//! `NAME`, the scenario's name, the hooks the failing CPU was inside
+//! (`"on cpu0: leave_lazy > final_drop"`), the mm's last events (which CPU
+//! loaded it, went lazy, grabbed, dropped, freed it), and one replay line:
+//!
+//! * loom: the command that reruns the test (`RUSTFLAGS="--cfg loom"
+//!   LOOM_LOG=trace cargo test --release -- <test> --exact`);
+//! * shuttle: the check saves the failing schedule to a file (in
+//!   `$LAZYMM_FAILURE_DIR`, default the system temp dir's
+//!   `lazymm-shuttle-failures/`) and prints `LAZYMM_SHUTTLE_REPLAY=<file>`
+//!   before the same command: with that variable set, `ShuttleCheck::run`
+//!   (and so `shuttle_check`) replays that schedule instead of searching. In
+//!   code, `ShuttleCheck::replay(make, file)` does the same; your crate needs
+//!   no shuttle dependency for either.
+//!
+//! # Your side
+//!
+//! A scheme of your own (here Linux's refcount, four lines of protocol) and
+//! the two tests that check it; your crate needs no loom or shuttle
+//! dependency of its own. In a plain build the same standard scenarios run
+//! on the machine with real threads.
+//!
+//! ```
+//! use lazymm::cpu::CpuId;
+//! use lazymm::lazy::{Kernel, LazyMm};
+//!
+//! /// Lazy CPUs hold a reference on `mm_count`.
+//! #[derive(Default)]
+//! pub struct MyRefcount;
+//!
+//! impl LazyMm for MyRefcount {
+//!     const NAME: &'static str = "my-refcount";
+//!
+//!     // user -> kernel thread, and exit_mm(): the CPU keeps the mm loaded.
+//!     fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+//!         k.mmgrab(cpu, mm);
+//!     }
+//!
+//!     // finish_task_switch() once the CPU loaded another mm (or CPU down).
+//!     fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+//!         k.mmdrop(cpu, mm);
+//!     }
+//! }
+//!
+//! // tests/loom.rs: RUSTFLAGS="--cfg loom" cargo test --release --test loom
+//! #[cfg(loom)]
+//! #[test]
+//! fn my_refcount_loom() {
+//!     for (scenario, explored) in lazymm::check::model::harness::loom_check_standard(MyRefcount::default) {
+//!         eprintln!("{scenario}: {explored}");
+//!     }
+//! }
+//!
+//! // tests/shuttle.rs: RUSTFLAGS="--cfg lazymm_shuttle" cargo test --release --test shuttle
+//! #[cfg(lazymm_shuttle)]
+//! #[test]
+//! fn my_refcount_shuttle() {
+//!     lazymm::check::model::harness::shuttle_check(MyRefcount::default);
+//! }
+//!
+//! // Any build: the standard scenarios on real threads (the checkers' atomics
+//! // only work inside a checker run, hence the test of `CHECKED`).
+//! fn main() {
+//!     use lazymm::check::model::{harness, Machine};
+//!     use lazymm::check::sync::thread::Arc;
+//!     if !lazymm::check::sync::CHECKED {
+//!         for (_name, scenario) in harness::standard_scenarios() {
+//!             let machine = Arc::new(Machine::new(MyRefcount, scenario));
+//!             Machine::run(&machine); // panics on any lifetime bug
+//!             assert!(machine.stats().frees > 0);
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! A deliberately wrong scheme — say one whose `enter_lazy` takes no
+//! reference — makes `loom_check_standard` (and `shuttle_check`) panic with
+//! the oracle's `"use-after-free of mm0: freed on cpuN while cpuM still has
+//! it loaded"`;
+//! `tests/loom/external.rs` and `tests/shuttle/external.rs` are both sides.
+//!
+//! # What the standard scenarios cover
+//!
+//! Every case of `context_switch()` on a CPU racing with another CPU's last
+//! `mmput()`: a lazy round trip back into the same mm, an exited task lazy
+//! on its own mm that then unlazies into another, a kernel → kernel
+//! transfer, a CPU going down while lazy, two final drops that may each
+//! need the other CPU (crossing IPIs), and three CPUs. They are the
+//! scenarios every scheme of the crate passes in `tests/loom`, at the same
+//! bounds: for a refcount-sized scheme about 180,000 executions, 15 s in
+//! `--release` on a 2-core machine, 12 s of it the 3-CPU model. Schemes with
+//! many atomics per switch may need lower bounds to finish in seconds (the
+//! crate checks `hazard` and `loaded_mm` at 3 and 2): call `loom_check` per
+//! scenario with [`standard_bound`] minus one.
+
+// The module docs show the `#[test]` functions of a user's crate.
+#![allow(clippy::test_attr_in_doctest)]
+
+use super::{MmId, Op, Scenario};
+use std::vec;
+use std::vec::Vec;
+
+#[cfg(any(loom, lazymm_shuttle))]
+use super::{Machine, MachineBug};
+#[cfg(any(loom, lazymm_shuttle))]
+use crate::lazy::LazyMm;
+
+#[cfg(loom)]
+mod loom;
+#[cfg(loom)]
+pub use self::loom::*;
+#[cfg(lazymm_shuttle)]
+mod shuttle;
+#[cfg(lazymm_shuttle)]
+pub use self::shuttle::*;
+
+const A: MmId = MmId::new(0);
+const B: MmId = MmId::new(1);
+use Op::{Exit, Kthread, User};
+
+/// loom's preemption bound for the standard 2-CPU scenarios.
+pub const LOOM_BOUND_2_CPUS: usize = 4;
+
+/// loom's preemption bound for the standard 3-CPU scenario.
+pub const LOOM_BOUND_3_CPUS: usize = 3;
+
+/// The preemption bound the harness uses for `scenario`:
+/// [`LOOM_BOUND_2_CPUS`] up to 2 CPUs, [`LOOM_BOUND_3_CPUS`] for 3, and 2
+/// beyond (loom allows at most 4 CPU threads).
+pub fn standard_bound(scenario: &Scenario) -> usize {
+    match scenario.nr_cpus() {
+        0..=2 => LOOM_BOUND_2_CPUS,
+        3 => LOOM_BOUND_3_CPUS,
+        _ => 2,
+    }
+}
+
+/// user → kernel → user (same mm) on cpu0 while cpu1 runs an exit that may
+/// be the last `mmput`.
+pub fn round_trip_vs_exit() -> Scenario {
+    Scenario::new(
+        1,
+        vec![vec![User(A), Kthread, User(A), Exit], vec![User(A), Exit]],
+    )
+    .named("round_trip_vs_exit")
+}
+
+/// cpu0's task exits and stays lazy on its own mm, then unlazies into
+/// another mm, while cpu1 runs the exit that may make the final drop.
+pub fn exit_lazy_vs_final_drop() -> Scenario {
+    Scenario::new(
+        2,
+        vec![vec![User(A), Exit, User(B), Exit], vec![User(A), Exit]],
+    )
+    .named("exit_lazy_vs_final_drop")
+}
+
+/// cpu0's dead task hands its lazy mm to a kernel thread (kernel → kernel)
+/// while cpu1 runs the exit that may make the final drop.
+pub fn kthread_transfer() -> Scenario {
+    Scenario::new(1, vec![vec![User(A), Exit, Kthread], vec![User(A), Exit]])
+        .named("kthread_transfer")
+}
+
+/// cpu0 is lazy on its mm at the end of its script (it goes down lazy)
+/// while cpu1 runs the exit that may make the final drop.
+pub fn down_while_lazy() -> Scenario {
+    Scenario::new(1, vec![vec![User(A), Exit], vec![User(A), Exit]]).named("down_while_lazy")
+}
+
+/// Two CPUs that may each make a final drop needing the other: IPIs cross.
+pub fn crossing_drops() -> Scenario {
+    Scenario::new(
+        2,
+        vec![
+            vec![User(A), Exit, User(B), Exit],
+            vec![User(B), Exit, User(A), Exit],
+        ],
+    )
+    .named("crossing_drops")
+}
+
+/// Three CPUs: cpu0 round-trips through a kernel thread, cpu1 and cpu2
+/// race to the last `mmput`.
+pub fn three_cpus() -> Scenario {
+    Scenario::new(
+        1,
+        vec![
+            vec![User(A), Kthread, User(A), Exit],
+            vec![User(A), Exit],
+            vec![User(A), Exit],
+        ],
+    )
+    .named("three_cpus")
+}
+
+/// The six standard scenarios, named as in the crate's loom suite.
+pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
+    [
+        ("round_trip_vs_exit", round_trip_vs_exit()),
+        ("exit_lazy_vs_final_drop", exit_lazy_vs_final_drop()),
+        ("kthread_transfer", kthread_transfer()),
+        ("down_while_lazy", down_while_lazy()),
+        ("crossing_drops", crossing_drops()),
+        ("three_cpus", three_cpus()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Runs `scenario` on a fresh machine with the scheme `make` builds: the
+/// body of one checker execution.
+#[cfg(any(loom, lazymm_shuttle))]
+fn run_machine<S>(scheme: S, scenario: Scenario, bug: Option<MachineBug>, replay: &str) -> u64
+where
+    S: LazyMm + Send + Sync + 'static,
+{
+    use crate::sync::thread::Arc;
+    let mut m = Machine::new(scheme, scenario).with_replay(replay);
+    if let Some(bug) = bug {
+        m = m.with_bug(bug);
+    }
+    let m = Arc::new(m);
+    Machine::run(&m);
+    m.stats().switches
+}
+
+/// The running test's name (libtest names each test's thread after it).
+#[cfg(any(loom, lazymm_shuttle))]
+fn test_name() -> std::string::String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("<your test>")
+        .into()
+}

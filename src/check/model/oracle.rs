@@ -1,0 +1,305 @@
+//! The lazy-mm machine's oracle and its `Kernel` side: every use of an mm
+//! is checked against its free (a flag, and under loom a race on the mm's
+//! body), every free against the CPUs that still have the mm loaded, every
+//! count against going negative, and each execution's end against leaks.
+//! A failure panics with the report of [`super::report`].
+
+use super::report::{Context, Hook};
+use super::{Ipi, Machine, MmId, MAX_CPUS};
+use crate::cpu::{CpuId, CpuSet};
+use crate::lazy::{Kernel, LazyMm};
+use crate::sync::Ordering::*;
+use std::format;
+
+impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
+    pub(super) fn free_mm(&self, cpu: CpuId, mm: MmId) {
+        let m = self.mm(mm);
+        m.events.note(cpu, format_args!("frees it"));
+        if m.freed.add(1) != 0 {
+            self.fail(Some(cpu), Some(mm), format!("double free of {mm} on {cpu}"));
+        }
+        if m.torn_down.get() == 0 {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: freed on {cpu} while mm_users > 0 (its tasks still use it)"),
+            );
+        }
+        for (c, other) in self.cpus.iter().enumerate() {
+            if other.loaded.get() == mm.0 as usize {
+                self.fail(
+                    Some(cpu),
+                    Some(mm),
+                    format!(
+                        "use-after-free of {mm}: freed on {cpu} while cpu{c} still has it loaded"
+                    ),
+                );
+            }
+        }
+        self.count(cpu, |s| s.frees += 1);
+        loom_race(|| {
+            // SAFETY: the free is the one writer of the body; a use that is
+            // not ordered before it is a data race that loom reports.
+            m.body.with_mut(|b| unsafe { (*b).freed = true })
+        })
+        .unwrap_or_else(|loom| {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: {cpu} frees it after a use that is not ordered before the free (loom: {loom})"),
+            )
+        });
+    }
+
+    /// The hardware may walk the page tables `cpu` has loaded at any time.
+    pub(super) fn touch(&self, cpu: CpuId) {
+        let mm = self.state(cpu).loaded_mm;
+        if mm != MmId::INIT {
+            self.use_mm(cpu, mm);
+        }
+    }
+
+    pub(super) fn use_mm(&self, cpu: CpuId, mm: MmId) {
+        let m = self.mm(mm);
+        if m.freed.get() != 0 {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: {cpu} uses it after it was freed"),
+            );
+        }
+        let freed = loom_race(|| {
+            // SAFETY: a read; the oracle checks it is ordered before the free.
+            m.body.with(|b| unsafe { (*b).freed })
+        })
+        .unwrap_or_else(|loom| {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!(
+                    "use-after-free of {mm}: {cpu} uses it, unordered with its free (loom: {loom})"
+                ),
+            )
+        });
+        if freed {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: {cpu} reads a freed body"),
+            );
+        }
+    }
+
+    /// Runs scheme hook `h` on `cpu` (for `mm`'s event log), recording it
+    /// on the CPU's hook stack for failure reports.
+    pub(super) fn hook<R>(
+        &self,
+        cpu: CpuId,
+        h: Hook,
+        mm: Option<MmId>,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        if let Some(i) = mm.and_then(MmId::index) {
+            self.mms[i].events.note(cpu, format_args!("{}", h.name()));
+        }
+        let stack = &self.cpu(cpu).hooks;
+        stack.push(h);
+        let r = f();
+        stack.pop();
+        r
+    }
+
+    /// The oracle fires: panics with `line` and the report around it
+    /// (scheme, scenario, the hooks `cpu` is inside, `mm`'s recent events,
+    /// the replay line).
+    #[cold]
+    #[track_caller]
+    pub(super) fn fail(
+        &self,
+        cpu: Option<CpuId>,
+        mm: Option<MmId>,
+        line: std::string::String,
+    ) -> ! {
+        let ctx = Context {
+            scheme: S::NAME,
+            scenario: self.scenario.label(),
+            cpu: cpu.map(|c| (c, &self.cpu(c).hooks)),
+            mm: mm
+                .and_then(|m| m.index().map(|i| (m, i)))
+                .map(|(m, i)| (format!("{m}"), &self.mms[i].events)),
+            replay: self.replay.as_deref(),
+        };
+        panic!("{}", ctx.report(&line))
+    }
+
+    /// End-of-execution checks: every mm freed exactly once (no leak).
+    /// Call after every CPU thread has finished ([`finish`](Self::finish) does).
+    pub fn check_end(&self) {
+        for (i, m) in self.mms.iter().enumerate() {
+            match m.freed.get() {
+                1 => {}
+                0 => self.fail(
+                    None,
+                    Some(MmId::new(i)),
+                    format!(
+                        "leak: {} was never freed (mm_users {}, mm_count {})",
+                        MmId::new(i),
+                        m.users.load(Relaxed),
+                        m.count.load(Relaxed)
+                    ),
+                ),
+                n => self.fail(
+                    None,
+                    Some(MmId::new(i)),
+                    format!("double free of {}: freed {n} times", MmId::new(i)),
+                ),
+            }
+        }
+    }
+}
+
+/// Runs an access to a tracked object's body (the walker machine's page
+/// tables); a data race with the free that loom reports panics as the
+/// oracle's use-after-free.
+pub(super) fn race_is_uaf<R>(
+    obj: impl core::fmt::Display,
+    cpu: CpuId,
+    what: &str,
+    access: impl FnOnce() -> R,
+) -> R {
+    loom_race(access)
+        .unwrap_or_else(|loom| panic!("use-after-free of {obj}: {cpu} {what} (loom: {loom})"))
+}
+
+/// Runs an access to an mm's body; if loom reports it as a data race with the
+/// free ("Causality violation"), returns loom's message so that the oracle
+/// reports it as a use-after-free.
+fn loom_race<R>(access: impl FnOnce() -> R) -> Result<R, std::string::String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(access)) {
+        Ok(r) => Ok(r),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<std::string::String>()
+                .map(|s| s.as_str())
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if msg.contains("Causality violation") {
+                return Err(msg.trim().into());
+            }
+            std::panic::resume_unwind(payload)
+        }
+    }
+}
+
+impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
+    type Mm = MmId;
+    /// The scheme's CPUs, at most [`MAX_CPUS`]: the machine is sized at run
+    /// time by its scenario, which [`Machine::new`] checks against this.
+    const NR_CPUS: usize = if S::CPUS < MAX_CPUS {
+        S::CPUS
+    } else {
+        MAX_CPUS
+    };
+    type CpuMask = CpuSet<1>;
+
+    fn mmgrab(&self, cpu: CpuId, mm: MmId) {
+        self.use_mm(cpu, mm);
+        // atomic_inc(): unordered, the caller already holds a reference.
+        let old = self.mm(mm).count.fetch_add(1, Relaxed);
+        self.count(cpu, |s| s.shared_rmws += 1);
+        let to = old + 1;
+        self.mm(mm)
+            .events
+            .note(cpu, format_args!("mmgrab (mm_count {old} -> {to})"));
+        if old == 0 {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: mmgrab on {cpu} with mm_count 0"),
+            );
+        }
+    }
+
+    fn mmdrop(&self, cpu: CpuId, mm: MmId) {
+        self.use_mm(cpu, mm);
+        // atomic_dec_and_test(): release so our uses happen before the free,
+        // acquire on the last so the free happens after everyone's.
+        let old = self.mm(mm).count.fetch_sub(1, AcqRel);
+        self.count(cpu, |s| s.shared_rmws += 1);
+        let to = old.wrapping_sub(1) as isize;
+        self.mm(mm)
+            .events
+            .note(cpu, format_args!("mmdrop (mm_count {old} -> {to})"));
+        if old == 0 {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("mm_count of {mm} went negative"),
+            );
+        }
+        if old == 1 {
+            self.hook(cpu, Hook::Mmdrop, None, || {
+                self.hook(cpu, Hook::FinalDrop, Some(mm), || {
+                    self.scheme.final_drop(self, cpu, mm)
+                });
+                self.free_mm(cpu, mm);
+            });
+        }
+    }
+
+    fn mm_users(&self, mm: MmId) -> usize {
+        // Acquire: pairs with mmput's release decrement.
+        self.mm(mm).users.load(Acquire)
+    }
+
+    fn mm_cpumask(&self, mm: MmId) -> CpuSet<1> {
+        // Acquire: pairs with the release clear in switch_mm.
+        self.mm(mm).cpumask.snapshot(self.nr_cpus(), Acquire)
+    }
+
+    fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: MmId) {
+        self.send_ipis(cpu, cpus, Ipi::ShootLazy(mm));
+    }
+
+    fn mmgrab_many(&self, cpu: CpuId, mm: MmId, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.use_mm(cpu, mm);
+        // atomic_add(): unordered, the caller holds a reference.
+        let old = self.mm(mm).count.fetch_add(n, Relaxed);
+        self.count(cpu, |s| s.shared_rmws += 1);
+        if old == 0 {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("use-after-free of {mm}: mmgrab_many on {cpu} with mm_count 0"),
+            );
+        }
+    }
+
+    fn mmdrop_many(&self, cpu: CpuId, mm: MmId, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.use_mm(cpu, mm);
+        // Release: our uses happen before whoever makes the final drop.
+        let old = self.mm(mm).count.fetch_sub(n, Release);
+        self.count(cpu, |s| s.shared_rmws += 1);
+        if old <= n {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("mmdrop_many of {n} on {mm} would free it (mm_count was {old})"),
+            );
+        }
+    }
+
+    fn note_shared_rmw(&self, cpu: CpuId, n: usize) {
+        self.count(cpu, |s| s.shared_rmws += n as u64);
+    }
+
+    fn serve_ipis(&self, cpu: CpuId) {
+        Machine::serve_ipis(self, cpu);
+    }
+}
