@@ -71,7 +71,7 @@
 //!    user: load the mm (`switching_mm`, `switch_mm`) then, after the
 //!    switch, `leave_lazy`; `exit_mm()` makes the exiting task a lazy user of
 //!    its own mm; `mm_users_zero` and `final_drop` from your `mmput` /
-//!    `mmdrop`. `examples/kernel.rs` is a toy kernel doing exactly this, for
+//!    `mmdrop`. `examples/kernel/` is a toy kernel doing exactly this, for
 //!    every scheme; wrap the scheme in [`lazy::checked::Checked`] while you bring
 //!    it up.
 //! 5. **TLB coherence**, if you flush remote TLBs by IPI: [`tlbgen`](tlb::tlbgen) gives
@@ -88,7 +88,7 @@
 //! [`LazyMm`](lazy::LazyMm) hooks where Linux's `context_switch()`,
 //! `exit_mm()`, `mmput()` and `mmdrop()` would. The kernel type is generic
 //! over the scheme, so picking one is a type parameter (or a cfg on a type
-//! alias). `examples/kernel.rs` is the same on several CPUs with IPIs.
+//! alias). `examples/kernel/` is the same on several CPUs with IPIs.
 //!
 //! ```
 //! use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};

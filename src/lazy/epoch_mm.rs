@@ -16,7 +16,7 @@
 //!
 //! The guards live in a thread-local (a crossbeam-epoch guard is neither
 //! `Send` nor `Sync`): each CPU is one thread, as in the simulated machine
-//! and in `examples/kernel.rs`. Not model-checked — crossbeam-epoch's
+//! and in `examples/kernel/`. Not model-checked — crossbeam-epoch's
 //! atomics are not loom's — but run on real threads against the machine's
 //! oracle (`tests/epoch_mm.rs`). A `no_std` kernel uses [`crate::lazy::rcu_mm`].
 

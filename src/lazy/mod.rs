@@ -295,7 +295,7 @@ pub const fn check_sizes<K: Kernel, const SCHEME_CPUS: usize>() {
 /// Os<S>`) has no trait cycle. The price is that `LazyMm` is not object
 /// safe: a kernel picks its scheme at build time (a type parameter, or a cfg
 /// on a type alias), or at boot with a `match` over monomorphised code, as
-/// `examples/kernel.rs` does.
+/// `examples/kernel/` does.
 pub trait LazyMm: Sync {
     /// A short name for tables.
     const NAME: &'static str;

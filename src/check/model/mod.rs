@@ -4,7 +4,7 @@
 //! A [`Machine`] composes one lazy-mm scheme ([`LazyMm`]) with a small SMP
 //! machine and implements the [`Kernel`] interface the scheme needs. Each CPU
 //! runs a script of [`Op`]s (a [`Scenario`]) on its own thread — a loom or
-//! shuttle thread under the checkers, a real thread in `examples/compare.rs`.
+//! shuttle thread under the checkers, a real thread in `examples/compare/`.
 //!
 //! # The machine
 //!

@@ -8,7 +8,7 @@
 //! [`crate::sync::shadow`] words that no checker sees, so they add no
 //! interleavings: loom's execution counts are unchanged. The event log is
 //! kept only under the checkers ([`crate::sync::CHECKED`]), so the real-thread
-//! runs of `examples/compare.rs` do not pay for it.
+//! runs of `examples/compare/` do not pay for it.
 
 use crate::cpu::CpuId;
 use crate::sync::shadow::{Log, Shadow};
