@@ -1,7 +1,8 @@
 //! Misuse gets a clear error: the `Checked` wrapper on every scheme runs
-//! the machine's random workloads without a false alarm, and turns a second
-//! `enter_lazy`, a `leave_lazy` without one, and an out-of-range CPU id into
-//! documented panics.
+//! the machine's random workloads without a false alarm, and turns each
+//! misuse — enter twice, leave twice, leave with the wrong mm, an
+//! out-of-range CPU, a CPU dead while lazy — into the same documented panic
+//! for every scheme (the table below, one test per scheme and misuse).
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
 use lazymm::check::model::{Machine, MmId, Scenario};
@@ -41,51 +42,79 @@ fn checked_schemes_raise_no_false_alarm() {
     run_checked(RcuMm::<4>::new);
 }
 
-fn machine() -> Machine<Checked<Refcount, 2>> {
+/// A 2-CPU machine with two mms, for calling the hooks by hand.
+fn machine<S: LazyMm + Send + Sync + 'static>(inner: S) -> Machine<Checked<S, 2>> {
+    use lazymm::check::model::Op::{Exit, User};
     Machine::new(
-        Checked::new(Refcount::new()),
+        Checked::new(inner),
         Scenario::new(
-            1,
+            2,
             vec![
-                vec![
-                    lazymm::check::model::Op::User(MmId::new(0)),
-                    lazymm::check::model::Op::Exit,
-                ],
-                vec![],
+                vec![User(MmId::new(0)), Exit],
+                vec![User(MmId::new(1)), Exit],
             ],
         ),
     )
 }
 
-#[test]
-#[should_panic(expected = "entered twice")]
-fn enter_lazy_twice() {
-    let m = machine();
-    let (cpu, mm) = (CpuId::new(0), MmId::new(0));
-    m.scheme().enter_lazy(&m, cpu, mm);
-    m.scheme().enter_lazy(&m, cpu, mm);
+/// The table: one test per scheme and misuse, each the same documented
+/// panic of `Checked` (its module docs).
+macro_rules! misuse_table {
+    ($($scheme:ident => $new:expr,)*) => {$(
+        mod $scheme {
+            use super::*;
+            const CPU: CpuId = CpuId::new(0);
+
+            #[test]
+            #[should_panic(expected = "which is already lazy (entered twice)")]
+            fn enter_twice() {
+                let m = machine($new);
+                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
+                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
+            }
+
+            #[test]
+            #[should_panic(expected = "which is not lazy (left twice, or never entered)")]
+            fn leave_twice() {
+                let m = machine($new);
+                let mm = MmId::new(0);
+                m.scheme().enter_lazy(&m, CPU, mm);
+                m.scheme().leave_lazy(&m, CPU, mm, Some(mm));
+                m.scheme().leave_lazy(&m, CPU, mm, Some(mm));
+            }
+
+            #[test]
+            #[should_panic(expected = "but it is lazy on another mm")]
+            fn leave_with_the_wrong_mm() {
+                let m = machine($new);
+                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
+                m.scheme().leave_lazy(&m, CPU, MmId::new(1), None);
+            }
+
+            #[test]
+            #[should_panic(expected = "CPU id 2 out of range")]
+            fn cpu_out_of_range() {
+                let m = machine($new);
+                m.scheme().enter_lazy(&m, CpuId::new(2), MmId::new(0));
+            }
+
+            #[test]
+            #[should_panic(expected = "which is still lazy on mm0")]
+            fn cpu_dead_while_lazy() {
+                let m = machine($new);
+                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
+                m.scheme().cpu_dead(&m, CPU);
+            }
+        }
+    )*};
 }
 
-#[test]
-#[should_panic(expected = "never entered")]
-fn leave_lazy_without_enter() {
-    let m = machine();
-    m.scheme().leave_lazy(&m, CpuId::new(1), MmId::new(0), None);
-}
-
-#[test]
-#[should_panic(expected = "not lazy (left twice")]
-fn leave_lazy_twice() {
-    let m = machine();
-    let (cpu, mm) = (CpuId::new(0), MmId::new(0));
-    m.scheme().enter_lazy(&m, cpu, mm);
-    m.scheme().leave_lazy(&m, cpu, mm, Some(mm));
-    m.scheme().leave_lazy(&m, cpu, mm, Some(mm));
-}
-
-#[test]
-#[should_panic(expected = "out of range")]
-fn cpu_out_of_range() {
-    let m = machine();
-    m.scheme().enter_lazy(&m, CpuId::new(2), MmId::new(0));
+misuse_table! {
+    refcount => Refcount::new(),
+    shootdown => Shootdown::new(),
+    tagged => Tagged::<2>::new(),
+    cached => Cached::<2>::new(),
+    hazard => HazardLazy::<2>::new(),
+    loaded_mm => LoadedMm::<2>::new(),
+    rcu_mm => RcuMm::<2>::new(),
 }

@@ -1,7 +1,21 @@
 //! [`Checked`]: any scheme, with the scheduler's side of the contract
-//! checked — entering lazy mode twice, leaving (or handing on) a lazy use
-//! the CPU does not have — as a documented panic instead of silent
-//! corruption of the scheme's counts.
+//! checked — as a documented panic instead of silent corruption of the
+//! scheme's counts. The same panics for every scheme, because `Checked`
+//! checks before the scheme runs:
+//!
+//! | misuse | panic message contains |
+//! |---|---|
+//! | `enter_lazy` on a CPU that is already lazy | `"which is already lazy (entered twice)"` |
+//! | `leave_lazy` (or `transfer_lazy`, `lazy_shot`) on a CPU that is not lazy | `"which is not lazy (left twice, or never entered)"` |
+//! | `leave_lazy` for another mm than the CPU's lazy one | `"but it is lazy on another mm"` |
+//! | a CPU id at or above `N` | `"CPU id .. out of range"` |
+//! | `cpu_dead` for a CPU still lazy on an mm | `"which is still lazy on"` |
+//!
+//! (`tests/misuse.rs` has the table, one test per scheme and misuse.) A
+//! free while a CPU still uses the mm is the simulated machine's oracle's
+//! to find (`check::model`), not `Checked`'s: whether a CPU that is lazy
+//! "uses" the mm at the final drop depends on the scheme (shootdown frees
+//! under lazy CPUs after shooting them down).
 //!
 //! Schemes without per-CPU state (refcount, shootdown, rcu_mm) cannot see
 //! these mistakes themselves; the per-CPU ones check what they can (tagged
@@ -96,7 +110,13 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
     }
 
     fn cpu_dead<K: Kernel>(&self, k: &K, cpu: CpuId) {
-        self.lazy.get(cpu).store(0, Relaxed);
+        let still = self.lazy.get(cpu).load(Relaxed);
+        if still != 0 {
+            panic!(
+                "lazymm: cpu_dead on {cpu}, which is still lazy on {:?} (switch it to the kernel's mm and leave_lazy before it dies)",
+                K::Mm::from_word(still)
+            );
+        }
         self.inner.cpu_dead(k, cpu);
     }
 
