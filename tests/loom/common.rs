@@ -33,7 +33,7 @@ pub fn extra_bound() -> usize {
 
 /// The harness's loom check at `bound` (plus `LAZYMM_LOOM_EXTRA`), printing
 /// progress every 5,000 executions when `LAZYMM_LOOM_PROGRESS` is set.
-fn loom_check(name: &str, bound: usize) -> LoomCheck {
+pub fn loom_check(name: &str, bound: usize) -> LoomCheck {
     let c = LoomCheck::new(bound + extra_bound());
     if std::env::var_os("LAZYMM_LOOM_PROGRESS").is_some() {
         c.progress(name)

@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 mod cached;
+mod deferred;
 mod external;
 mod hazard;
 mod litmus;

@@ -11,6 +11,7 @@
 
 mod cached;
 mod common;
+mod deferred;
 mod external;
 mod hazard;
 mod loaded;

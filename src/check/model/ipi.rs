@@ -61,6 +61,8 @@ impl Doorbell {
 impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     /// Serves `cpu`'s mailbox (an interrupt-enabled point).
     pub(super) fn serve_ipis(&self, cpu: CpuId) {
+        // Interrupts are on: first the final drops deferred while they were off.
+        self.drain_deferred(cpu);
         if self.inline_ipis {
             return;
         }

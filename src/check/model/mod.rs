@@ -81,6 +81,7 @@ pub use types::{CpuState, MachineBug, MmId, Stats, Task};
 
 use crate::check::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId};
+use crate::lazy::deferred::DeferredDrops;
 use crate::lazy::{Kernel, LazyMm};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc};
@@ -105,8 +106,15 @@ struct Cpu {
     loaded: Shadow,
     /// Oracle: the scheme hooks this CPU is inside, for failure reports.
     hooks: HookStack,
+    /// Final drops deferred out of interrupts-off hooks (`mmdrop_sched()`),
+    /// CPU-private.
+    deferred: UnsafeCell<DeferredDrops<MmId, DEFERRED_CAP>>,
     stats: UnsafeCell<Stats>,
 }
+
+/// Deferred final drops a CPU can hold (two per switch at most, drained at
+/// the next interrupts-enabled point).
+const DEFERRED_CAP: usize = 4;
 
 struct MmBody {
     freed: bool,
@@ -135,6 +143,8 @@ pub struct Machine<S> {
     inline_ipis: bool,
     /// The line a failure report gives to replay it (set by the harness).
     replay: Option<std::string::String>,
+    /// Final drops reached in an interrupts-off hook are deferred.
+    defer_drops: bool,
 }
 
 // SAFETY: a CPU's `state` and `stats` cells are only accessed by the thread
@@ -177,6 +187,7 @@ where
                     pending: AtomicUsize::new(0),
                     loaded: Shadow::new(0),
                     hooks: HookStack::default(),
+                    deferred: UnsafeCell::new(DeferredDrops::new()),
                     stats: UnsafeCell::new(Stats::default()),
                 })
             })
@@ -204,6 +215,7 @@ where
             bug: BugSwitch::off(),
             inline_ipis: false,
             replay: None,
+            defer_drops: false,
         }
     }
 }
@@ -233,6 +245,14 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     /// sets the checker's rerun command here).
     pub fn with_replay(mut self, line: impl Into<std::string::String>) -> Self {
         self.replay = Some(line.into());
+        self
+    }
+
+    /// Defers a final drop reached inside an interrupts-off hook (the
+    /// `lazy` module's table) to the CPU's next interrupts-enabled point, as
+    /// a kernel using [`DeferredDrops`] (`mmdrop_sched()`) does.
+    pub fn with_deferred_drops(mut self) -> Self {
+        self.defer_drops = true;
         self
     }
 
@@ -342,6 +362,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 self.scheme.leave_lazy(self, cpu, mm, None)
             });
         }
+        self.drain_deferred(cpu); // interrupts back on
     }
 
     fn context_switch(&self, cpu: CpuId, next: Task) {

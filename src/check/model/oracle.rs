@@ -5,7 +5,7 @@
 //! A failure panics with the report of [`super::report`].
 
 use super::report::{Context, Hook};
-use super::{Ipi, Machine, MmId, MAX_CPUS};
+use super::{Ipi, Machine, MachineBug, MmId, MAX_CPUS};
 use crate::cpu::{CpuId, CpuSet};
 use crate::lazy::{Kernel, LazyMm};
 use crate::sync::Ordering::*;
@@ -87,6 +87,59 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 Some(mm),
                 format!("use-after-free of {mm}: {cpu} reads a freed body"),
             );
+        }
+    }
+
+    /// `__mmdrop()`: the scheme's final drop, then the free.
+    pub(super) fn final_drop_and_free(&self, cpu: CpuId, mm: MmId) {
+        self.hook(cpu, Hook::Mmdrop, None, || {
+            self.hook(cpu, Hook::FinalDrop, Some(mm), || {
+                self.scheme.final_drop(self, cpu, mm)
+            });
+            self.free_mm(cpu, mm);
+        });
+    }
+
+    /// `mmdrop_sched()`: `mm_count` reached 0 with interrupts off; the final
+    /// drop waits for this CPU's next interrupts-enabled point.
+    fn defer_final_drop(&self, cpu: CpuId, mm: MmId) {
+        self.mm(mm)
+            .events
+            .note(cpu, format_args!("defers its final drop (interrupts off)"));
+        self.count(cpu, |s| s.deferred_drops += 1);
+        // SAFETY: only `cpu`'s own thread touches its deferred list, and no
+        // reference escapes the closure.
+        let full = self
+            .cpu(cpu)
+            .deferred
+            .with_mut(|d| unsafe { (*d).defer(mm) }.is_err());
+        if full {
+            self.fail(
+                Some(cpu),
+                Some(mm),
+                format!("{cpu} deferred more final drops than its list holds"),
+            );
+        }
+    }
+
+    /// An interrupts-enabled point: runs the final drops this CPU deferred.
+    pub(super) fn drain_deferred(&self, cpu: CpuId) {
+        if !self.defer_drops {
+            return;
+        }
+        loop {
+            // SAFETY: as in `defer_final_drop`; the list is taken out before
+            // any final drop runs (which may defer again).
+            let batch: std::vec::Vec<MmId> = self
+                .cpu(cpu)
+                .deferred
+                .with_mut(|d| unsafe { (*d).drain() }.collect());
+            if batch.is_empty() || self.bug.is(MachineBug::DeferredLost) {
+                return;
+            }
+            for mm in batch {
+                self.final_drop_and_free(cpu, mm);
+            }
         }
     }
 
@@ -238,12 +291,12 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
             );
         }
         if old == 1 {
-            self.hook(cpu, Hook::Mmdrop, None, || {
-                self.hook(cpu, Hook::FinalDrop, Some(mm), || {
-                    self.scheme.final_drop(self, cpu, mm)
-                });
-                self.free_mm(cpu, mm);
-            });
+            let irqs_off = self.cpu(cpu).hooks.innermost().is_some_and(Hook::irqs_off);
+            if self.defer_drops && irqs_off {
+                self.defer_final_drop(cpu, mm);
+            } else {
+                self.final_drop_and_free(cpu, mm);
+            }
         }
     }
 

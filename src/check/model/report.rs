@@ -52,6 +52,21 @@ impl Hook {
         Hook::Mmdrop,
     ];
 
+    /// Whether the hook runs with interrupts off in a kernel (the `lazy`
+    /// module's table; `leave_lazy` counted as off, the stricter case).
+    pub(super) fn irqs_off(self) -> bool {
+        matches!(
+            self,
+            Hook::EnterLazy
+                | Hook::TransferLazy
+                | Hook::SwitchingMm
+                | Hook::SwitchMm
+                | Hook::LeaveLazy
+                | Hook::LazyShot
+                | Hook::ShootLazyIpi
+        )
+    }
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Hook::EnterLazy => "enter_lazy",
@@ -82,6 +97,12 @@ impl HookStack {
 
     pub(super) fn pop(&self) {
         self.0.set(self.0.get() >> 8);
+    }
+
+    /// The hook the CPU is in now, if any.
+    pub(super) fn innermost(&self) -> Option<Hook> {
+        let b = self.0.get() & 0xff;
+        b.checked_sub(1).and_then(|i| Hook::ALL.get(i).copied())
     }
 
     /// "leave_lazy > final_drop" (outermost first), or the scheduler.

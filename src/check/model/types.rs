@@ -89,6 +89,9 @@ pub enum MachineBug {
     /// task off its lazy mm (powerpc `cleanup_cpu_mmu_context()`, reference
     /// §1.8 #1): a shootdown in that window misses the CPU.
     HotplugClearsCpumask,
+    /// With deferred final drops, the drain forgets the list: the mms whose
+    /// last reference went with interrupts off are never freed.
+    DeferredLost,
 }
 
 /// Per-CPU counters the machine keeps (model builds only; not in protocols).
@@ -106,6 +109,9 @@ pub struct Stats {
     pub ipis: u64,
     /// mms freed.
     pub frees: u64,
+    /// Final drops deferred out of an interrupts-off hook
+    /// ([`Machine::with_deferred_drops`](super::Machine::with_deferred_drops)).
+    pub deferred_drops: u64,
 }
 
 impl core::ops::AddAssign for Stats {
@@ -116,5 +122,6 @@ impl core::ops::AddAssign for Stats {
         self.shared_rmws += o.shared_rmws;
         self.ipis += o.ipis;
         self.frees += o.frees;
+        self.deferred_drops += o.deferred_drops;
     }
 }

@@ -1,7 +1,7 @@
 //! The loom side of the harness (`--cfg loom`): exhaustive checks of a
 //! scheme on the standard scenarios or one of your own.
 
-use super::{run_machine, standard_bound, standard_scenarios, test_name};
+use super::{run_machine, standard_bound, standard_scenarios, test_name, MachineSetup};
 use crate::check::model::{MachineBug, Scenario};
 use crate::lazy::LazyMm;
 use crate::sync::shadow::Shadow;
@@ -15,6 +15,9 @@ pub struct LoomReport {
     pub preemption_bound: Option<usize>,
     /// Executions (interleavings) explored.
     pub executions: usize,
+    /// Final drops deferred out of interrupts-off hooks, over all
+    /// executions (0 unless [`LoomCheck::deferred_drops`]).
+    pub deferred_drops: usize,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -25,7 +28,11 @@ impl core::fmt::Display for LoomReport {
             f,
             "bound {:?}, {} executions, {:.2?}",
             self.preemption_bound, self.executions, self.elapsed
-        )
+        )?;
+        if self.deferred_drops > 0 {
+            write!(f, ", {} deferred final drops", self.deferred_drops)?;
+        }
+        Ok(())
     }
 }
 
@@ -34,7 +41,7 @@ impl core::fmt::Display for LoomReport {
 pub struct LoomCheck {
     preemption_bound: usize,
     max_branches: usize,
-    machine_bug: Option<MachineBug>,
+    setup: MachineSetup,
     progress: Option<std::string::String>,
 }
 
@@ -48,7 +55,7 @@ impl LoomCheck {
         Self {
             preemption_bound,
             max_branches: Self::MAX_BRANCHES,
-            machine_bug: None,
+            setup: MachineSetup::default(),
             progress: None,
         }
     }
@@ -61,7 +68,15 @@ impl LoomCheck {
 
     /// Switches on a known bug of the machine's own kernel code.
     pub fn machine_bug(mut self, bug: MachineBug) -> Self {
-        self.machine_bug = Some(bug);
+        self.setup.bug = Some(bug);
+        self
+    }
+
+    /// Final drops reached in an interrupts-off hook wait for the CPU's next
+    /// interrupts-enabled point (`Machine::with_deferred_drops`, the
+    /// `mmdrop_sched()` shape of [`crate::lazy::deferred`]).
+    pub fn deferred_drops(mut self) -> Self {
+        self.setup.deferred_drops = true;
         self
     }
 
@@ -88,7 +103,9 @@ impl LoomCheck {
         let preemption_bound = b.preemption_bound;
         let executions = std::sync::Arc::new(Shadow::new(0));
         let counter = std::sync::Arc::clone(&executions);
-        let bug = self.machine_bug;
+        let setup = self.setup;
+        let deferred = std::sync::Arc::new(Shadow::new(0));
+        let deferred_sum = std::sync::Arc::clone(&deferred);
         let progress = self.progress.clone();
         let replay = std::format!(
             "RUSTFLAGS=\"--cfg loom\" LOOM_LOG=trace cargo test --release -- {} --exact\n            (loom is exhaustive and deterministic: the rerun fails on the same execution)",
@@ -102,11 +119,13 @@ impl LoomCheck {
                     std::eprintln!("  {label}: {n} executions...");
                 }
             }
-            run_machine(make(), scenario.clone(), bug, &replay);
+            let stats = run_machine(make(), scenario.clone(), setup, &replay);
+            deferred_sum.add(stats.deferred_drops as usize);
         });
         LoomReport {
             preemption_bound,
             executions: executions.get(),
+            deferred_drops: deferred.get(),
             elapsed: start.elapsed(),
         }
     }

@@ -243,21 +243,32 @@ pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
     .collect()
 }
 
-/// Runs `scenario` on a fresh machine with the scheme `make` builds: the
-/// body of one checker execution.
+/// How a check sets up each execution's machine.
 #[cfg(any(loom, lazymm_shuttle))]
-fn run_machine<S>(scheme: S, scenario: Scenario, bug: Option<MachineBug>, replay: &str) -> u64
+#[derive(Clone, Copy, Debug, Default)]
+struct MachineSetup {
+    bug: Option<MachineBug>,
+    deferred_drops: bool,
+}
+
+/// Runs `scenario` on a fresh machine with the scheme `make` builds: the
+/// body of one checker execution. Returns the machine's counters.
+#[cfg(any(loom, lazymm_shuttle))]
+fn run_machine<S>(scheme: S, scenario: Scenario, setup: MachineSetup, replay: &str) -> super::Stats
 where
     S: LazyMm + Send + Sync + 'static,
 {
     use crate::sync::thread::Arc;
     let mut m = Machine::new(scheme, scenario).with_replay(replay);
-    if let Some(bug) = bug {
+    if let Some(bug) = setup.bug {
         m = m.with_bug(bug);
+    }
+    if setup.deferred_drops {
+        m = m.with_deferred_drops();
     }
     let m = Arc::new(m);
     Machine::run(&m);
-    m.stats().switches
+    m.stats()
 }
 
 /// The running test's name (libtest names each test's thread after it).

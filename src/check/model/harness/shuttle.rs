@@ -1,7 +1,7 @@
 //! The shuttle side of the harness (`--cfg lazymm_shuttle`): random and PCT
 //! schedules of big machines, failing schedules saved for replay.
 
-use super::{run_machine, test_name};
+use super::{run_machine, test_name, MachineSetup};
 use crate::check::model::{MachineBug, Scenario};
 use crate::lazy::LazyMm;
 use crate::sync::shadow::Shadow;
@@ -49,6 +49,9 @@ pub struct ShuttleReport {
     pub executions: usize,
     /// Context switches over all executions.
     pub switches: u64,
+    /// Final drops deferred out of interrupts-off hooks, over all
+    /// executions (0 unless [`ShuttleCheck::deferred_drops`]).
+    pub deferred_drops: u64,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -59,7 +62,11 @@ impl core::fmt::Display for ShuttleReport {
             f,
             "{}, {} executions, {} context switches, {:.2?}",
             self.scheduler, self.executions, self.switches, self.elapsed
-        )
+        )?;
+        if self.deferred_drops > 0 {
+            write!(f, ", {} deferred final drops", self.deferred_drops)?;
+        }
+        Ok(())
     }
 }
 
@@ -83,7 +90,7 @@ pub struct ShuttleCheck {
     workload: Workload,
     iterations: usize,
     schedulers: Vec<ShuttleScheduler>,
-    machine_bug: Option<MachineBug>,
+    setup: MachineSetup,
     config: crate::sync::checker::Config,
 }
 
@@ -126,7 +133,7 @@ impl ShuttleCheck {
             },
             iterations: Self::ITERATIONS,
             schedulers: Self::SCHEDULERS.to_vec(),
-            machine_bug: None,
+            setup: MachineSetup::default(),
             config: crate::sync::checker::Config::default(),
         }
     }
@@ -162,7 +169,14 @@ impl ShuttleCheck {
 
     /// Switches on a known bug of the machine's own kernel code.
     pub fn machine_bug(mut self, bug: MachineBug) -> Self {
-        self.machine_bug = Some(bug);
+        self.setup.bug = Some(bug);
+        self
+    }
+
+    /// Final drops reached in an interrupts-off hook wait for the CPU's next
+    /// interrupts-enabled point (`Machine::with_deferred_drops`).
+    pub fn deferred_drops(mut self) -> Self {
+        self.setup.deferred_drops = true;
         self
     }
 
@@ -180,23 +194,20 @@ impl ShuttleCheck {
         S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        self.counted_execution(
-            std::sync::Arc::new(make),
-            std::sync::Arc::new(Shadow::new(0)),
-        )
+        self.counted_execution(std::sync::Arc::new(make), std::sync::Arc::default())
     }
 
     fn counted_execution<S, F>(
         &self,
         make: std::sync::Arc<F>,
-        switches: std::sync::Arc<Shadow>,
+        counts: std::sync::Arc<(Shadow, Shadow)>,
     ) -> impl Fn() + Send + Sync + 'static
     where
         S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
         let workload = self.workload.clone();
-        let bug = self.machine_bug;
+        let setup = self.setup;
         move || {
             let scenario = match &workload {
                 &Workload::Random {
@@ -216,8 +227,9 @@ impl ShuttleCheck {
                 }
                 Workload::Fixed(s) => s.clone(),
             };
-            let n = run_machine(make(), scenario, bug, SHUTTLE_REPLAY_LATER);
-            switches.add(n as usize);
+            let stats = run_machine(make(), scenario, setup, SHUTTLE_REPLAY_LATER);
+            counts.0.add(stats.switches as usize);
+            counts.1.add(stats.deferred_drops as usize);
         }
     }
 
@@ -252,8 +264,8 @@ impl ShuttleCheck {
         self.schedulers
             .iter()
             .map(|&scheduler| {
-                let switches = std::sync::Arc::new(Shadow::new(0));
-                let exec = self.counted_execution(std::sync::Arc::clone(&make), switches.clone());
+                let counts = std::sync::Arc::new((Shadow::new(0), Shadow::new(0)));
+                let exec = self.counted_execution(std::sync::Arc::clone(&make), counts.clone());
                 let config = config.clone();
                 let start = Instant::now();
                 let run =
@@ -274,7 +286,8 @@ impl ShuttleCheck {
                 ShuttleReport {
                     scheduler,
                     executions,
-                    switches: switches.get() as u64,
+                    switches: counts.0.get() as u64,
+                    deferred_drops: counts.1.get() as u64,
                     elapsed: start.elapsed(),
                 }
             })
