@@ -88,12 +88,12 @@ type Loaded = PerCpu<AtomicUsize, MAX_THREADS>;
 fn round_trip<S: LazyMm>(s: &S, k: &BenchKernel, loaded: &Loaded, cpu: CpuId, mm: Mm) {
     let slot = black_box(loaded.get(cpu));
     slot.store(0, Relaxed); // is_lazy = true
-    s.enter_lazy(k, cpu, mm);
+    s.mmgrab_lazy_tlb(k, cpu, mm);
     // The kernel's two stores are separate events; keep the compiler from
     // merging them (black_box makes the slot escape between them).
     let slot = black_box(slot);
     slot.store(mm.to_word(), Relaxed); // is_lazy = false
-    s.leave_lazy(k, cpu, mm, Some(mm));
+    s.mmdrop_lazy_tlb(k, cpu, mm, Some(mm));
 }
 
 /// One round trip to another mm: user A -> kernel thread -> user B (the
@@ -103,12 +103,12 @@ fn round_trip_other<S: LazyMm>(s: &S, k: &BenchKernel, loaded: &Loaded, cpu: Cpu
     for (from, to) in [(a, b), (b, a)] {
         let slot = black_box(loaded.get(cpu));
         slot.store(0, Relaxed); // is_lazy = true
-        s.enter_lazy(k, cpu, from);
+        s.mmgrab_lazy_tlb(k, cpu, from);
         s.switching_mm(k, cpu, Some(from), Some(to));
         let slot = black_box(slot);
         slot.store(to.to_word(), Relaxed); // loaded_mm = to
-        s.switch_mm(k, cpu, Some(from), Some(to));
-        s.leave_lazy(k, cpu, from, Some(to));
+        s.switched_mm(k, cpu, Some(from), Some(to));
+        s.mmdrop_lazy_tlb(k, cpu, from, Some(to));
     }
 }
 
@@ -117,9 +117,9 @@ struct Floor;
 impl LazyMm for Floor {
     const NAME: &'static str = "floor";
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 }
 
 /// Runs `threads` threads; each builds its work with `setup(thread)` (not

@@ -4,7 +4,7 @@
 //! `cargo bench --bench tlb`.
 //!
 //! * `unlazy`: a kernel thread borrows the mm and the CPU switches back to
-//!   the same mm (`enter_lazy` + `switch_mm_begin`), with the context up to
+//!   the same mm (`enter_lazy_tlb` + `switch_mm_begin`), with the context up to
 //!   date (keeps its TLB) and with a generation missed while lazy (must
 //!   flush: the protocol's side only; the hardware flush itself — a CR3
 //!   reload, hundreds of cycles and the refills — is not in it). Beside it,
@@ -36,13 +36,13 @@ fn unlazy(c: &mut Criterion) {
     let now = gen.read();
     g.bench_function("same_mm_up_to_date", |b| {
         b.iter(|| {
-            lazy.enter_lazy(cpu);
+            lazy.enter_lazy_tlb(cpu);
             black_box(lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), Some(now)))
         })
     });
     g.bench_function("same_mm_missed_generation", |b| {
         b.iter(|| {
-            lazy.enter_lazy(cpu);
+            lazy.enter_lazy_tlb(cpu);
             black_box(lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), Some(now - 1)))
         })
     });
@@ -82,7 +82,7 @@ fn targets<const N: usize>(
             lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), None);
             lazy.switch_mm_end(cpu, MM);
             if c * 100 < lazy_pct * N {
-                lazy.enter_lazy(cpu);
+                lazy.enter_lazy_tlb(cpu);
             }
         }
         let snapshot = mask.snapshot(N, Relaxed);

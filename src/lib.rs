@@ -67,9 +67,9 @@
 //!    mailbox. The [`platform`] traits give the TLB and walker protocols a
 //!    pinned CPU, IPIs and local flushes.
 //! 4. **Call the hooks** where Linux's `context_switch()` would: user →
-//!    kernel thread `enter_lazy`; kernel → kernel `transfer_lazy`; kernel →
-//!    user: load the mm (`switching_mm`, `switch_mm`) then, after the
-//!    switch, `leave_lazy`; `exit_mm()` makes the exiting task a lazy user of
+//!    kernel thread `mmgrab_lazy_tlb`; kernel → kernel `transfer_lazy`; kernel →
+//!    user: load the mm (`switching_mm`, `switched_mm`) then, after the
+//!    switch, `mmdrop_lazy_tlb`; `exit_mm()` makes the exiting task a lazy user of
 //!    its own mm; `mm_users_zero` and `final_drop` from your `mmput` /
 //!    `mmdrop`. `examples/kernel/` is a toy kernel doing exactly this, for
 //!    every scheme; wrap the scheme in [`lazy::checked::Checked`] while you bring
@@ -141,29 +141,29 @@
 //!     fn load_mm(&self, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
 //!         self.scheme.switching_mm(self, cpu, prev, next);
 //!         self.active.store(next.map_or(0, Mm::to_word), Release); // "CR3 load"
-//!         self.scheme.switch_mm(self, cpu, prev, next);
+//!         self.scheme.switched_mm(self, cpu, prev, next);
 //!     }
 //!     fn run(scheme: S) {
 //!         let os = Os { scheme, users: AtomicUsize::new(1), count: AtomicUsize::new(1),
 //!                       active: AtomicUsize::new(0), freed: AtomicBool::new(false) };
 //!         let (cpu, mm) = (CpuId::new(0), Mm(0));
 //!         os.load_mm(cpu, None, Some(mm)); // idle -> the process's task
-//!         os.scheme.enter_lazy(&os, cpu, mm); // task -> kernel thread: mm stays loaded
-//!         os.scheme.leave_lazy(&os, cpu, mm, Some(mm)); // kthread -> same task: unlazy
-//!         os.scheme.enter_lazy(&os, cpu, mm); // exit_mm(): lazy on its own mm
+//!         os.scheme.mmgrab_lazy_tlb(&os, cpu, mm); // task -> kernel thread: mm stays loaded
+//!         os.scheme.mmdrop_lazy_tlb(&os, cpu, mm, Some(mm)); // kthread -> same task: unlazy
+//!         os.scheme.mmgrab_lazy_tlb(&os, cpu, mm); // exit_mm(): lazy on its own mm
 //!         if os.users.fetch_sub(1, AcqRel) == 1 { // mmput(): the last user
 //!             os.scheme.mm_users_zero(&os, cpu, mm);
 //!             os.mmdrop(cpu, mm); // the users' reference on mm_count
 //!         }
 //!         if os.active.load(Relaxed) != 0 { // schedule() to idle, on init_mm
 //!             os.load_mm(cpu, Some(mm), None);
-//!             os.scheme.leave_lazy(&os, cpu, mm, None); // finish_task_switch()
+//!             os.scheme.mmdrop_lazy_tlb(&os, cpu, mm, None); // finish_task_switch()
 //!         }
 //!         assert!(os.freed.load(Relaxed), "{}: leaked the mm", S::NAME);
 //!     }
 //! }
 //!
-//! Os::run(Refcount::new()); // the lazy CPU's reference frees it at leave_lazy
+//! Os::run(Refcount::new()); // the lazy CPU's reference frees it at mmdrop_lazy_tlb
 //! Os::run(Shootdown::new()); // the final drop shoots the lazy CPU off it
 //! ```
 //!

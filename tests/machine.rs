@@ -74,7 +74,7 @@ impl Reference {
     }
 
     /// A lazy entry on `a` (user -> kernel, or exit).
-    fn enter_lazy(&mut self, cpu: usize, a: usize) {
+    fn mmgrab_lazy_tlb(&mut self, cpu: usize, a: usize) {
         match self.kind {
             Kind::Refcount => self.count[a] += 1,
             Kind::Cached if self.cache[cpu] != Some(a) => {
@@ -99,7 +99,7 @@ impl Reference {
     }
 
     /// The lazy use of `p` ends.
-    fn leave_lazy(&mut self, cpu: usize, p: usize) {
+    fn mmdrop_lazy_tlb(&mut self, cpu: usize, p: usize) {
         match self.kind {
             Kind::Refcount => self.drop_count(p),
             Kind::Tagged if self.tagged[cpu] => {
@@ -125,20 +125,20 @@ impl Reference {
                 self.curr[cpu] = Some(m);
                 self.active[cpu] = Some(m);
                 if let (true, Some(p)) = (was_kernel, prev) {
-                    self.leave_lazy(cpu, p);
+                    self.mmdrop_lazy_tlb(cpu, p);
                 }
             }
             Op::Kthread => {
                 if self.curr[cpu].is_some() {
                     if let Some(a) = self.active[cpu] {
-                        self.enter_lazy(cpu, a);
+                        self.mmgrab_lazy_tlb(cpu, a);
                     }
                 }
                 self.curr[cpu] = None;
             }
             Op::Exit => {
                 let m = self.curr[cpu].take().unwrap();
-                self.enter_lazy(cpu, m);
+                self.mmgrab_lazy_tlb(cpu, m);
                 self.users[m] -= 1;
                 if self.users[m] == 0 {
                     if self.kind == Kind::Tagged {
@@ -160,7 +160,7 @@ impl Reference {
     fn down(&mut self, cpu: usize) {
         if let Some(a) = self.active[cpu].take() {
             self.switch_mm(cpu, None);
-            self.leave_lazy(cpu, a);
+            self.mmdrop_lazy_tlb(cpu, a);
         }
     }
 
@@ -317,7 +317,7 @@ fn oracle_reports_a_leak() {
 }
 
 #[test]
-#[should_panic(expected = "lazymm: leave_lazy on cpu0, which is not lazy")]
+#[should_panic(expected = "lazymm: mmdrop_lazy_tlb on cpu0, which is not lazy")]
 fn tagged_leave_twice_panics() {
     use Op::*;
     let a = MmId::new(0);
@@ -330,9 +330,9 @@ fn tagged_leave_twice_panics() {
     .with_inline_ipis();
     m.step(CpuId::new(0), User(a));
     let t = m.scheme();
-    lazymm::lazy::LazyMm::enter_lazy(t, &m, CpuId::new(0), a);
-    lazymm::lazy::LazyMm::leave_lazy(t, &m, CpuId::new(0), a, None);
-    lazymm::lazy::LazyMm::leave_lazy(t, &m, CpuId::new(0), a, None);
+    lazymm::lazy::LazyMm::mmgrab_lazy_tlb(t, &m, CpuId::new(0), a);
+    lazymm::lazy::LazyMm::mmdrop_lazy_tlb(t, &m, CpuId::new(0), a, None);
+    lazymm::lazy::LazyMm::mmdrop_lazy_tlb(t, &m, CpuId::new(0), a, None);
 }
 
 #[test]

@@ -69,8 +69,8 @@ macro_rules! misuse_table {
             #[should_panic(expected = "which is already lazy (entered twice)")]
             fn enter_twice() {
                 let m = machine($new);
-                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
-                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
+                m.scheme().mmgrab_lazy_tlb(&m, CPU, MmId::new(0));
+                m.scheme().mmgrab_lazy_tlb(&m, CPU, MmId::new(0));
             }
 
             #[test]
@@ -78,31 +78,31 @@ macro_rules! misuse_table {
             fn leave_twice() {
                 let m = machine($new);
                 let mm = MmId::new(0);
-                m.scheme().enter_lazy(&m, CPU, mm);
-                m.scheme().leave_lazy(&m, CPU, mm, Some(mm));
-                m.scheme().leave_lazy(&m, CPU, mm, Some(mm));
+                m.scheme().mmgrab_lazy_tlb(&m, CPU, mm);
+                m.scheme().mmdrop_lazy_tlb(&m, CPU, mm, Some(mm));
+                m.scheme().mmdrop_lazy_tlb(&m, CPU, mm, Some(mm));
             }
 
             #[test]
             #[should_panic(expected = "but it is lazy on another mm")]
             fn leave_with_the_wrong_mm() {
                 let m = machine($new);
-                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
-                m.scheme().leave_lazy(&m, CPU, MmId::new(1), None);
+                m.scheme().mmgrab_lazy_tlb(&m, CPU, MmId::new(0));
+                m.scheme().mmdrop_lazy_tlb(&m, CPU, MmId::new(1), None);
             }
 
             #[test]
             #[should_panic(expected = "CPU id 2 out of range")]
             fn cpu_out_of_range() {
                 let m = machine($new);
-                m.scheme().enter_lazy(&m, CpuId::new(2), MmId::new(0));
+                m.scheme().mmgrab_lazy_tlb(&m, CpuId::new(2), MmId::new(0));
             }
 
             #[test]
             #[should_panic(expected = "which is still lazy on mm0")]
             fn cpu_dead_while_lazy() {
                 let m = machine($new);
-                m.scheme().enter_lazy(&m, CPU, MmId::new(0));
+                m.scheme().mmgrab_lazy_tlb(&m, CPU, MmId::new(0));
                 m.scheme().cpu_dead(&m, CPU);
             }
         }

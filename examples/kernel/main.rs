@@ -42,7 +42,7 @@
 //! ```text
 //! context_switch(prev, next)
 //!   next is a kernel thread (no mm of its own; it borrows active_mm):
-//!     prev was a user task             enter_lazy(active_mm)
+//!     prev was a user task             mmgrab_lazy_tlb(active_mm)
 //!     prev had no mm either            transfer_lazy(active_mm)
 //!   next is a user task:
 //!     switch_mm_irqs_off(active_mm -> next->mm), if they differ:
@@ -50,11 +50,11 @@
 //!                                      set our bit in next_mm's cpumask
 //!                                      load next_mm's page tables, flush_local(next_mm)
 //!                                      clear our bit in prev_mm's cpumask (release)
-//!                                      switch_mm(prev_mm, next_mm)
+//!                                      switched_mm(prev_mm, next_mm)
 //!     finish_task_switch(), prev had no mm and active_mm was a user mm:
-//!                                      leave_lazy(old active_mm, Some(next_mm))
+//!                                      mmdrop_lazy_tlb(old active_mm, Some(next_mm))
 //! exit of a user task
-//!   exit_mm()                          enter_lazy(mm): the dying task keeps its mm loaded
+//!   exit_mm()                          mmgrab_lazy_tlb(mm): the dying task keeps its mm loaded
 //!   (interrupts on: serve IPIs)
 //!   mmput(): mm_users -= 1 (AcqRel); at 0, __mmput():
 //!                                      mm_users_zero(mm); exit_mmap(); mmdrop(mm)
@@ -63,7 +63,7 @@
 //!                                      final_drop(mm); free the mm
 //! shoot-lazy IPI, on a CPU whose active_mm is mm:
 //!                                      switch_mm_irqs_off(mm -> init_mm) as above; lazy_shot(mm)
-//! CPU down, sched_force_init_mm():     switch_mm_irqs_off(active_mm -> init_mm); leave_lazy(mm, None)
+//! CPU down, sched_force_init_mm():     switch_mm_irqs_off(active_mm -> init_mm); mmdrop_lazy_tlb(mm, None)
 //! after the CPU died (on another CPU): cpu_dead(cpu)
 //! ```
 //!
@@ -75,7 +75,7 @@
 //! idle loop.
 //!
 //! One choice the toy makes on purpose: it clears its bit in the previous
-//! mm's cpumask *before* calling the scheme's `switch_mm` hook, because a
+//! mm's cpumask *before* calling the scheme's `switched_mm` hook, because a
 //! scheme may drop its last reference to the previous mm there (`cached`
 //! does), after which that mm's memory is gone.
 //!

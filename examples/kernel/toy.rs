@@ -249,7 +249,7 @@ impl<S: LazyMm> ToyKernel<S> {
                 };
                 if prev.curr.mm().is_some() {
                     // user -> kernel: enter_lazy_tlb(), mmgrab_lazy_tlb().
-                    self.scheme.enter_lazy(self, cpu, mm);
+                    self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
                 } else {
                     // kernel -> kernel: the lazy use passes on.
                     self.scheme.transfer_lazy(self, cpu, mm);
@@ -266,7 +266,7 @@ impl<S: LazyMm> ToyKernel<S> {
                 if prev.curr.mm().is_none() {
                     if let Some(old) = prev.active_mm {
                         self.touch(cpu);
-                        self.scheme.leave_lazy(self, cpu, old, Some(mm));
+                        self.scheme.mmdrop_lazy_tlb(self, cpu, old, Some(mm));
                     }
                 }
             }
@@ -299,7 +299,7 @@ impl<S: LazyMm> ToyKernel<S> {
             self.use_mm(cpu, p).cpumask.fetch_and(!bit, Release);
         }
         // Last: the scheme may drop its last reference to `prev` here.
-        self.scheme.switch_mm(self, cpu, prev, next);
+        self.scheme.switched_mm(self, cpu, prev, next);
     }
 
     /// `do_exit()` of the running user task: `exit_mm()`, then `mmput()`.
@@ -310,7 +310,7 @@ impl<S: LazyMm> ToyKernel<S> {
         };
         // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL. The dead task
         // keeps the mm loaded, lazily, until the next switch.
-        self.scheme.enter_lazy(self, cpu, mm);
+        self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
         self.update(cpu, |s| s.curr = Curr::Dead);
         self.flush_call_queue(pin); // interrupts are on between the two
         self.touch(cpu);
@@ -393,7 +393,7 @@ impl<S: LazyMm> ToyKernel<S> {
         self.switch_mm(pin, None);
         self.update(cpu, |s| s.active_mm = None);
         if let Some(mm) = st.active_mm {
-            self.scheme.leave_lazy(self, cpu, mm, None);
+            self.scheme.mmdrop_lazy_tlb(self, cpu, mm, None);
         }
     }
 

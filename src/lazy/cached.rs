@@ -114,7 +114,7 @@ impl<const N: usize> LazyMm for Cached<N> {
     const CPUS: usize = N;
 
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         crate::lazy::check_sizes::<K, N>();
         let slot = self.cached.get(cpu);
         let word = mm.to_word();
@@ -131,7 +131,7 @@ impl<const N: usize> LazyMm for Cached<N> {
     }
 
     #[inline]
-    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switched_mm<K: Kernel>(&self, k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
         if next.is_none() && self.bug.is(Bug::ForgetOnInitMm) {
             return;
         }
@@ -139,8 +139,8 @@ impl<const N: usize> LazyMm for Cached<N> {
     }
 
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
-        // The cached reference outlives the lazy use; switch_mm drops it.
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+        // The cached reference outlives the lazy use; switched_mm drops it.
         if self.bug.is(Bug::DropOnLeave) && self.cached.get(cpu).load(Relaxed) == mm.to_word() {
             k.mmdrop(cpu, mm);
         }

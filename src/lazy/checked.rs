@@ -5,9 +5,9 @@
 //!
 //! | misuse | panic message contains |
 //! |---|---|
-//! | `enter_lazy` on a CPU that is already lazy | `"which is already lazy (entered twice)"` |
-//! | `leave_lazy` (or `transfer_lazy`, `lazy_shot`) on a CPU that is not lazy | `"which is not lazy (left twice, or never entered)"` |
-//! | `leave_lazy` for another mm than the CPU's lazy one | `"but it is lazy on another mm"` |
+//! | `mmgrab_lazy_tlb` on a CPU that is already lazy | `"which is already lazy (entered twice)"` |
+//! | `mmdrop_lazy_tlb` (or `transfer_lazy`, `lazy_shot`) on a CPU that is not lazy | `"which is not lazy (left twice, or never entered)"` |
+//! | `mmdrop_lazy_tlb` for another mm than the CPU's lazy one | `"but it is lazy on another mm"` |
 //! | a CPU id at or above `N` | `"CPU id .. out of range"` |
 //! | `cpu_dead` for a CPU still lazy on an mm | `"which is still lazy on"` |
 //!
@@ -70,16 +70,16 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
     const NAME: &'static str = S::NAME;
     const CPUS: usize = if N < S::CPUS { N } else { S::CPUS };
 
-    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         crate::lazy::check_sizes::<K, N>();
         let slot = self.lazy.get(cpu);
         assert!(
             slot.load(Relaxed) == 0,
-            "lazymm: enter_lazy on {cpu}, which is already lazy (entered twice)"
+            "lazymm: mmgrab_lazy_tlb on {cpu}, which is already lazy (entered twice)"
         );
         // Relaxed: only this CPU reads it.
         slot.store(mm.to_word(), Relaxed);
-        self.inner.enter_lazy(k, cpu, mm);
+        self.inner.mmgrab_lazy_tlb(k, cpu, mm);
     }
 
     fn transfer_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
@@ -91,14 +91,14 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
         self.inner.switching_mm(k, cpu, prev, next);
     }
 
-    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
-        self.inner.switch_mm(k, cpu, prev, next);
+    fn switched_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+        self.inner.switched_mm(k, cpu, prev, next);
     }
 
-    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
-        self.expect_lazy("leave_lazy", cpu, mm);
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
+        self.expect_lazy("mmdrop_lazy_tlb", cpu, mm);
         self.lazy.get(cpu).store(0, Relaxed);
-        self.inner.leave_lazy(k, cpu, mm, next);
+        self.inner.mmdrop_lazy_tlb(k, cpu, mm, next);
     }
 
     fn mm_users_zero<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
@@ -113,7 +113,7 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
         let still = self.lazy.get(cpu).load(Relaxed);
         if still != 0 {
             panic!(
-                "lazymm: cpu_dead on {cpu}, which is still lazy on {:?} (switch it to the kernel's mm and leave_lazy before it dies)",
+                "lazymm: cpu_dead on {cpu}, which is still lazy on {:?} (switch it to the kernel's mm and mmdrop_lazy_tlb before it dies)",
                 K::Mm::from_word(still)
             );
         }

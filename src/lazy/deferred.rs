@@ -4,9 +4,9 @@
 //! # Why
 //!
 //! Some hooks run with interrupts off and may drop the last reference to an
-//! mm: `cached`'s [`switch_mm`](super::LazyMm::switch_mm) gives back the
+//! mm: `cached`'s [`switched_mm`](super::LazyMm::switched_mm) gives back the
 //! reference it cached for the previous mm, and `refcount`, `tagged` and
-//! `cached` drop one in [`leave_lazy`](super::LazyMm::leave_lazy), which a
+//! `cached` drop one in [`mmdrop_lazy_tlb`](super::LazyMm::mmdrop_lazy_tlb), which a
 //! kernel may call before it turns interrupts back on. The final drop then
 //! runs [`final_drop`](super::LazyMm::final_drop), which for the IPI-based
 //! schemes sends IPIs and waits — and a CPU that waits with interrupts off

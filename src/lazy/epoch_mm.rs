@@ -4,7 +4,7 @@
 //!
 //! * **Lazy = pinned.** A CPU entering lazy mode pins the epoch
 //!   (`crossbeam_epoch::pin()`) and keeps the guard until its lazy use ends
-//!   (`leave_lazy`, or the shoot-lazy IPI). An idle CPU that still has the
+//!   (`mmdrop_lazy_tlb`, or the shoot-lazy IPI). An idle CPU that still has the
 //!   mm loaded is therefore *not* quiescent — van Riel's objection holds by
 //!   construction.
 //! * **Final drop.** Defers a marker with the epoch; once it has run, every
@@ -56,19 +56,19 @@ impl EpochMm {
 impl LazyMm for EpochMm {
     const NAME: &'static str = "epoch_mm";
 
-    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
         crate::lazy::check_sizes::<K, { usize::MAX }>();
         LAZY_GUARD.with(|g| {
             let mut g = g.borrow_mut();
             assert!(
                 g.is_none(),
-                "lazymm: enter_lazy on {cpu}, which is already lazy"
+                "lazymm: mmgrab_lazy_tlb on {cpu}, which is already lazy"
             );
             *g = Some(crossbeam_epoch::pin());
         });
     }
 
-    fn leave_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
         Self::unpin(cpu);
     }
 

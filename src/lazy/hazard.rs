@@ -64,7 +64,7 @@ impl<const N: usize> LazyMm for HazardLazy<N> {
     const CPUS: usize = N;
 
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
         crate::lazy::check_sizes::<K, N>();
         // mmgrab_lazy_tlb(): smp_mb(); publish. "Only a single lazy mm per
         // CPU": a full slot is a misuse.
@@ -74,17 +74,17 @@ impl<const N: usize> LazyMm for HazardLazy<N> {
             smp_mb();
         }
         match self.domain.protect(cpu, mm.to_word()) {
-            Ok(_) => {} // the slot is the record; leave_lazy clears it
-            Err(e) => panic!("lazymm: enter_lazy on {cpu}: {e:?} (already lazy?)"),
+            Ok(_) => {} // the slot is the record; mmdrop_lazy_tlb clears it
+            Err(e) => panic!("lazymm: mmgrab_lazy_tlb on {cpu}: {e:?} (already lazy?)"),
         }
     }
 
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         // mmdrop_lazy_tlb(): smp_mb(); clear the slot.
         smp_mb();
         if !self.domain.clear(cpu, mm.to_word()) {
-            panic!("lazymm: leave_lazy on {cpu}, which is not lazy on {mm:?}");
+            panic!("lazymm: mmdrop_lazy_tlb on {cpu}, which is not lazy on {mm:?}");
         }
     }
 

@@ -87,10 +87,10 @@ impl<const N: usize> LazyMm for LoadedMm<N> {
     const CPUS: usize = N;
 
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
 
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 
     #[inline]
     fn switching_mm<K: Kernel>(
@@ -106,7 +106,13 @@ impl<const N: usize> LazyMm for LoadedMm<N> {
     }
 
     #[inline]
-    fn switch_mm<K: Kernel>(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switched_mm<K: Kernel>(
+        &self,
+        _k: &K,
+        cpu: CpuId,
+        _prev: Option<K::Mm>,
+        next: Option<K::Mm>,
+    ) {
         // Release: pairs with the final drop's acquire load; our uses of the
         // previous mm happen before a drop that sees this value.
         self.loaded
@@ -119,7 +125,7 @@ impl<const N: usize> LazyMm for LoadedMm<N> {
         let word = mm.to_word();
         let mut targets = K::CpuMask::default();
         for (c, w) in self.loaded.iter() {
-            // Acquire: pairs with switch_mm's release store.
+            // Acquire: pairs with switched_mm's release store.
             let v = w.load(Acquire);
             if v == word || (v == SWITCHING && !self.bug.is(Bug::SwitchingWindow)) {
                 targets.insert(c);

@@ -9,17 +9,25 @@
 //!
 //! | transition (Linux `context_switch()`) | hook |
 //! |---|---|
-//! | user → kernel thread: the CPU keeps `prev->active_mm` loaded | [`LazyMm::enter_lazy`] |
-//! | `exit_mm()`: the exiting task becomes a lazy user of its own mm | [`LazyMm::enter_lazy`] |
+//! | user → kernel thread: the CPU keeps `prev->active_mm` loaded | [`LazyMm::mmgrab_lazy_tlb`] |
+//! | `exit_mm()`: the exiting task becomes a lazy user of its own mm | [`LazyMm::mmgrab_lazy_tlb`] |
 //! | kernel → kernel: the lazy use passes to the next kernel thread | [`LazyMm::transfer_lazy`] |
 //! | the CPU's page-table base is about to change mm (`switch_mm_irqs_off()`) | [`LazyMm::switching_mm`] |
-//! | the CPU's page-table base changed mm (after the load) | [`LazyMm::switch_mm`] |
-//! | kernel → user, in `finish_task_switch()` once the CPU loaded `next->mm` | [`LazyMm::leave_lazy`] |
-//! | CPU forced to the kernel's own mm (`sched_force_init_mm()`, CPU down) | [`LazyMm::leave_lazy`] |
+//! | the CPU's page-table base changed mm (after the load) | [`LazyMm::switched_mm`] |
+//! | kernel → user, in `finish_task_switch()` once the CPU loaded `next->mm` | [`LazyMm::mmdrop_lazy_tlb`] |
+//! | CPU forced to the kernel's own mm (`sched_force_init_mm()`, CPU down) | [`LazyMm::mmdrop_lazy_tlb`] |
 //! | `__mmput()`: `mm_users` reached 0 | [`LazyMm::mm_users_zero`] |
 //! | `__mmdrop()`: `mm_count` reached 0, before the free | [`LazyMm::final_drop`] |
 //! | a final drop's IPI forced this CPU off the mm | [`LazyMm::lazy_shot`] |
 //! | the CPU is dead (hotplug teardown, on another CPU) | [`LazyMm::cpu_dead`] |
+//!
+//! The hooks are named after what Linux calls at the same place:
+//! `mmgrab_lazy_tlb()` and `mmdrop_lazy_tlb()` (which under
+//! `MMU_LAZY_TLB_SHOOTDOWN` take no reference either, as here). The page-table
+//! load itself — Linux's `switch_mm_irqs_off()` — is the kernel's; the
+//! scheme is told just before ([`LazyMm::switching_mm`]) and just after
+//! ([`LazyMm::switched_mm`]). (The TLB side's `enter_lazy_tlb()` is
+//! [`LazyTlb::enter_lazy_tlb`](crate::tlb::tlbgen::LazyTlb::enter_lazy_tlb).)
 //!
 //! The scheduler never calls a hook for the kernel's own mm (`init_mm`): it is
 //! never freed, so no scheme tracks it.
@@ -35,18 +43,18 @@
 //!
 //! | hook | interrupts | may call `mmdrop` (and so reach the final drop) | may wait for IPIs |
 //! |---|---|---|---|
-//! | [`enter_lazy`](LazyMm::enter_lazy) (`context_switch()`; `exit_mm()`) | off in a switch, on in `exit_mm()` | no (refcount grabs) | no |
+//! | [`mmgrab_lazy_tlb`](LazyMm::mmgrab_lazy_tlb) (`context_switch()`; `exit_mm()`) | off in a switch, on in `exit_mm()` | no (refcount grabs) | no |
 //! | [`transfer_lazy`](LazyMm::transfer_lazy) (`context_switch()`) | off | no | no |
 //! | [`switching_mm`](LazyMm::switching_mm) (`switch_mm_irqs_off()`) | off | no | no |
-//! | [`switch_mm`](LazyMm::switch_mm) (after the page-table load) | off | **yes**: `cached` drops the reference it cached for `prev` | only through the final drop |
-//! | [`leave_lazy`](LazyMm::leave_lazy) (`finish_task_switch()`, after the runqueue lock is released) | on in Linux; may be off in a kernel that calls it earlier | **yes**: `refcount`, `tagged`, `cached` drop a reference | only through the final drop |
+//! | [`switched_mm`](LazyMm::switched_mm) (after the page-table load) | off | **yes**: `cached` drops the reference it cached for `prev` | only through the final drop |
+//! | [`mmdrop_lazy_tlb`](LazyMm::mmdrop_lazy_tlb) (`finish_task_switch()`, after the runqueue lock is released) | on in Linux; may be off in a kernel that calls it earlier | **yes**: `refcount`, `tagged`, `cached` drop a reference | only through the final drop |
 //! | [`lazy_shot`](LazyMm::lazy_shot) (the shoot-lazy IPI handler) | off | no | no |
 //! | [`mm_users_zero`](LazyMm::mm_users_zero) (`__mmput()`) | on, process context | only `tagged`'s RFC v2 placement (a displaced deposit, never the last reference of this mm) | no |
 //! | [`final_drop`](LazyMm::final_drop) (`__mmdrop()`) | wherever the last `mmdrop` ran | — | **yes**: `shootdown`, `hazard`, `loaded_mm` and `rcu_mm`'s fallback IPI and wait |
 //! | [`cpu_dead`](LazyMm::cpu_dead) (hotplug teardown, on another CPU) | on, process context | **yes**: `tagged` drops a deferred reference | only through the final drop |
 //!
 //! So the final drop — and with the IPI-based schemes an IPI-and-wait — can
-//! be reached from an interrupts-off hook (`switch_mm`, `leave_lazy`). A
+//! be reached from an interrupts-off hook (`switched_mm`, `mmdrop_lazy_tlb`). A
 //! kernel has two correct answers, and the crate's models check both:
 //!
 //! 1. its IPI wait serves its own pending IPIs ([`Kernel::serve_ipis`]) so
@@ -245,7 +253,7 @@ pub trait Kernel: Sync {
 
 /// The compile-time check that ties a scheme to its kernel: `scheme_cpus`
 /// (the scheme's [`LazyMm::CPUS`]) and `K::CpuMask` must cover
-/// [`Kernel::NR_CPUS`]. Every scheme of the crate calls it in `enter_lazy`
+/// [`Kernel::NR_CPUS`]. Every scheme of the crate calls it in `mmgrab_lazy_tlb`
 /// and `final_drop`, so a mismatch fails the kernel's build ("evaluation of
 /// constant value failed ... lazymm: ...") instead of indexing out of range
 /// at run time; a scheme of your own calls it the same way.
@@ -272,7 +280,7 @@ pub trait Kernel: Sync {
 /// let mut mm = MmStruct(0);
 /// let mm = MmPtr::new(core::ptr::NonNull::from(&mut mm));
 /// let scheme = Tagged::<4>::new(); // `Tagged::<8>` builds
-/// scheme.enter_lazy(&Os, CpuId::new(0), mm); // error: lazymm: the scheme's per-CPU state covers fewer CPUs
+/// scheme.mmgrab_lazy_tlb(&Os, CpuId::new(0), mm); // error: lazymm: the scheme's per-CPU state covers fewer CPUs
 /// ```
 #[inline(always)]
 pub const fn check_sizes<K: Kernel, const SCHEME_CPUS: usize>() {
@@ -313,7 +321,7 @@ pub trait LazyMm: Sync {
     const CPUS: usize = usize::MAX;
 
     /// `cpu` keeps `mm` loaded for a task without an mm (`mmgrab_lazy_tlb()`).
-    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm);
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm);
 
     /// kernel → kernel: the lazy use of `mm` passes to the next kernel task.
     #[inline]
@@ -331,7 +339,7 @@ pub trait LazyMm: Sync {
     /// `cpu` has loaded `next` (`None`: the kernel's own mm) in place of
     /// `prev`; called right after the load, with interrupts disabled.
     #[inline]
-    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switched_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
         let _ = (k, cpu, prev, next);
     }
 
@@ -339,7 +347,7 @@ pub trait LazyMm: Sync {
     /// `finish_task_switch()`. The CPU has loaded `next` (`None`: the
     /// kernel's own mm); `next == Some(mm)` is an unlazy back into the same
     /// mm, whose incoming task holds `mm_users`.
-    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>);
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>);
 
     /// `mm_users` of `mm` reached 0 (in `__mmput()`, before the users'
     /// reference on `mm_count` is dropped).

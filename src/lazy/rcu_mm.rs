@@ -17,9 +17,9 @@
 //! A dedicated RCU domain ([`Rcu`]) whose quiescent states are *loads of
 //! another page-table base*, not context switches:
 //!
-//! * `switch_mm` from one user mm to another: a quiescent state (the old mm
+//! * `switched_mm` from one user mm to another: a quiescent state (the old mm
 //!   is no longer loaded);
-//! * `switch_mm` to the kernel's own mm (shot, CPU down): an extended
+//! * `switched_mm` to the kernel's own mm (shot, CPU down): an extended
 //!   quiescent state; back to a user mm: leaves it;
 //! * entering or leaving lazy mode, and idling lazily: **nothing** — a CPU
 //!   that holds an mm lazily is not quiescent until it loads another.
@@ -128,22 +128,28 @@ impl<const N: usize> LazyMm for RcuMm<N> {
     const NAME: &'static str = "rcu_mm";
     const CPUS: usize = N;
 
-    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
         crate::lazy::check_sizes::<K, N>();
         if self.bug.is(Bug::IdleIsQuiescent) && !self.rcu.is_idle(cpu) {
             self.rcu.idle_enter(cpu);
         }
     }
 
-    fn leave_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
-        // Correct scheme: nothing (the mm stays loaded, or `switch_mm`
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
+        // Correct scheme: nothing (the mm stays loaded, or `switched_mm`
         // already reported the load of another one).
         if self.bug.is(Bug::IdleIsQuiescent) && next == Some(mm) && self.rcu.is_idle(cpu) {
             self.rcu.idle_exit(cpu);
         }
     }
 
-    fn switch_mm<K: Kernel>(&self, _k: &K, cpu: CpuId, _prev: Option<K::Mm>, next: Option<K::Mm>) {
+    fn switched_mm<K: Kernel>(
+        &self,
+        _k: &K,
+        cpu: CpuId,
+        _prev: Option<K::Mm>,
+        next: Option<K::Mm>,
+    ) {
         let idle = self.rcu.is_idle(cpu);
         match next {
             None if !idle => self.rcu.idle_enter(cpu),

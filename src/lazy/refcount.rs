@@ -78,7 +78,7 @@ impl LazyMm for Refcount {
     const NAME: &'static str = "refcount";
 
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         crate::lazy::check_sizes::<K, { usize::MAX }>();
         // mmgrab_lazy_tlb(): the CPU's user task still holds mm_users, so the
         // mm is alive and an unordered increment suffices.
@@ -99,9 +99,9 @@ impl LazyMm for Refcount {
     }
 
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         if self.bug.is(Bug::DropBeforeLastUse) {
-            return; // already dropped in enter_lazy
+            return; // already dropped in mmgrab_lazy_tlb
         }
         // mmdrop_lazy_tlb(): fully ordered, see Kernel::mmdrop.
         k.mmdrop(cpu, mm);

@@ -54,13 +54,13 @@ impl LazyMm for Shootdown {
     const NAME: &'static str = "shootdown";
 
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {
         crate::lazy::check_sizes::<K, { usize::MAX }>();
         // No reference: the cpumask bit set when the mm was loaded is the record.
     }
 
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
         // Nothing to drop.
     }
 

@@ -192,7 +192,7 @@ impl<const N: usize> Default for Tagged<N> {
 
 #[track_caller]
 fn not_lazy(cpu: CpuId) -> ! {
-    panic!("lazymm: leave_lazy on {cpu}, which is not lazy (left twice, or never entered)")
+    panic!("lazymm: mmdrop_lazy_tlb on {cpu}, which is not lazy (left twice, or never entered)")
 }
 
 impl<const N: usize> Tagged<N> {
@@ -257,13 +257,13 @@ impl<const N: usize> LazyMm for Tagged<N> {
     const CPUS: usize = N;
 
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
         crate::lazy::check_sizes::<K, N>();
         let w = self.words.get(cpu);
         debug_assert_eq!(
             w.load(Relaxed),
             0,
-            "lazymm: enter_lazy on {cpu}, which is already lazy"
+            "lazymm: mmgrab_lazy_tlb on {cpu}, which is already lazy"
         );
         // Release: a fixup of an mm this CPU left earlier may read this word
         // (instead of the 0 of our release xchg); the release store makes
@@ -279,7 +279,7 @@ impl<const N: usize> LazyMm for Tagged<N> {
     }
 
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
         let w = self.words.get(cpu);
         let word = mm.to_word();
         let same_mm = next == Some(mm);
@@ -400,20 +400,20 @@ impl<const N: usize> LazyMm for TaggedV2<N> {
     const CPUS: usize = N;
 
     #[inline]
-    fn enter_lazy<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm) {
         crate::lazy::check_sizes::<K, N>();
         let w = self.lazy_mm.get(cpu);
         debug_assert_eq!(
             w.load(Relaxed),
             0,
-            "lazymm: enter_lazy on {cpu}, which is already lazy"
+            "lazymm: mmgrab_lazy_tlb on {cpu}, which is already lazy"
         );
-        // Release, as for Tagged::enter_lazy.
+        // Release, as for Tagged::mmgrab_lazy_tlb.
         w.store(mm.to_word(), Release);
     }
 
     #[inline]
-    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         let w = self.lazy_mm.get(cpu);
         if w.load(Relaxed) != mm.to_word() {
             not_lazy(cpu);
@@ -425,7 +425,13 @@ impl<const N: usize> LazyMm for TaggedV2<N> {
     }
 
     #[inline]
-    fn switch_mm<K: Kernel>(&self, k: &K, cpu: CpuId, _prev: Option<K::Mm>, _next: Option<K::Mm>) {
+    fn switched_mm<K: Kernel>(
+        &self,
+        k: &K,
+        cpu: CpuId,
+        _prev: Option<K::Mm>,
+        _next: Option<K::Mm>,
+    ) {
         // finish_task_switch() drops extra references at every switch.
         self.drop_extra(k, cpu);
     }
@@ -437,7 +443,7 @@ impl<const N: usize> LazyMm for TaggedV2<N> {
     fn mm_users_zero<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         let word = mm.to_word();
         for c in k.mm_cpumask(mm).iter() {
-            // Acquire: pairs with leave_lazy's release store.
+            // Acquire: pairs with mmdrop_lazy_tlb's release store.
             if self.lazy_mm.get(c).load(Acquire) != word {
                 continue;
             }

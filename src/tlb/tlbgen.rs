@@ -215,7 +215,7 @@ impl<const N: usize> LazyTlb<N> {
 
     /// `enter_lazy_tlb()`: a kernel thread borrows the loaded mm. A plain
     /// store, no barrier: a flush that misses it sends a needless IPI.
-    pub fn enter_lazy(&self, cpu: CpuId) {
+    pub fn enter_lazy_tlb(&self, cpu: CpuId) {
         if self.loaded(cpu) == INIT_MM {
             return;
         }

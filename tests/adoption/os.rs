@@ -152,7 +152,7 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
             // Release: our last use of `prev` before a reader of the bit.
             self.mms[p.0].cpumask.fetch_and(!bit, Release);
         }
-        self.scheme.switch_mm(self, cpu, prev, next);
+        self.scheme.switched_mm(self, cpu, prev, next);
     }
 
     /// `context_switch()` to the task of `next` (`None`: a kernel thread).
@@ -168,7 +168,7 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
                 if active != 0 {
                     let mm = Mm::from_word(active);
                     if curr != 0 {
-                        self.scheme.enter_lazy(self, cpu, mm); // user -> kernel
+                        self.scheme.mmgrab_lazy_tlb(self, cpu, mm); // user -> kernel
                     } else {
                         self.scheme.transfer_lazy(self, cpu, mm); // kernel -> kernel
                     }
@@ -184,7 +184,7 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
                 if curr == 0 && active != 0 {
                     // finish_task_switch(): the lazy use ends.
                     self.scheme
-                        .leave_lazy(self, cpu, Mm::from_word(active), Some(mm));
+                        .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), Some(mm));
                 }
             }
         }
@@ -195,7 +195,7 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
     pub fn exit(&self, cpu: CpuId) {
         let me = self.cpu(cpu);
         let mm = Mm::from_word(me.curr.load(Relaxed));
-        self.scheme.enter_lazy(self, cpu, mm);
+        self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
         me.curr.store(0, Relaxed);
         self.serve_ipis(cpu); // interrupts on between exit_mm() and mmput()
         if self.use_mm(cpu, mm).users.fetch_sub(1, AcqRel) == 1 {
@@ -214,7 +214,7 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
         me.active.store(0, Relaxed);
         if active != 0 {
             self.scheme
-                .leave_lazy(self, cpu, Mm::from_word(active), None);
+                .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), None);
         }
         done.fetch_add(1, AcqRel);
         while done.load(Acquire) < CPUS {

@@ -6,8 +6,8 @@ use lazymm::cpu::CpuId;
 use lazymm::lazy::{Kernel, LazyMm};
 
 /// Linux's refcount, written against the public traits only: a lazy CPU
-/// holds a reference on `mm_count` from `enter_lazy` (user → kernel, and
-/// `exit_mm()`) to `leave_lazy` (`finish_task_switch()` once the CPU loaded
+/// holds a reference on `mm_count` from `mmgrab_lazy_tlb` (user → kernel, and
+/// `exit_mm()`) to `mmdrop_lazy_tlb` (`finish_task_switch()` once the CPU loaded
 /// another mm, or CPU down); kernel → kernel passes it on untouched.
 #[derive(Default)]
 pub struct PlainRefcount;
@@ -15,11 +15,11 @@ pub struct PlainRefcount;
 impl LazyMm for PlainRefcount {
     const NAME: &'static str = "external/plain-refcount";
 
-    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         k.mmgrab(cpu, mm);
     }
 
-    fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         k.mmdrop(cpu, mm);
     }
 }
@@ -32,9 +32,9 @@ pub struct NoGrab;
 impl LazyMm for NoGrab {
     const NAME: &'static str = "external/no-grab";
 
-    fn enter_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm) {}
 
-    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 }
 
 /// Wrong: the lazy reference is taken and never given back.
@@ -44,9 +44,9 @@ pub struct NoDrop;
 impl LazyMm for NoDrop {
     const NAME: &'static str = "external/no-drop";
 
-    fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+    fn mmgrab_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         k.mmgrab(cpu, mm);
     }
 
-    fn leave_lazy<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, _cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {}
 }

@@ -2,8 +2,8 @@
 //! `mmdrop_sched()` shape) under loom: the standard scenarios on a machine
 //! that defers every final drop reached inside an interrupts-off hook to the
 //! CPU's next interrupts-enabled point. Only the schemes that drop
-//! references in such hooks (refcount and tagged in `leave_lazy`, cached in
-//! `switch_mm` and `leave_lazy`) ever defer; each test also checks that some
+//! references in such hooks (refcount and tagged in `mmdrop_lazy_tlb`, cached in
+//! `switched_mm` and `mmdrop_lazy_tlb`) ever defer; each test also checks that some
 //! execution did, so the deferred path is known to be taken.
 
 use crate::common::*;

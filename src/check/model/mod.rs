@@ -17,14 +17,14 @@
 //!   the free destroys — in the layer's `UnsafeCell`. `mm_count` starts at 1
 //!   (the reference all users share) and `mm_users` at the number of tasks.
 //! * **Context switch** follows the four cases of Linux's `context_switch()`:
-//!   user → kernel ([`LazyMm::enter_lazy`]), kernel → kernel
+//!   user → kernel ([`LazyMm::mmgrab_lazy_tlb`]), kernel → kernel
 //!   ([`LazyMm::transfer_lazy`]), kernel → user (switch the mm, then
-//!   `finish_task_switch()`'s deferred [`LazyMm::leave_lazy`] of the old one)
+//!   `finish_task_switch()`'s deferred [`LazyMm::mmdrop_lazy_tlb`] of the old one)
 //!   and user → user (switch the mm). `switch_mm` sets the CPU's bit in the new
 //!   mm's cpumask before loading it and clears (release) its bit in the old
 //!   one after.
 //! * **Exit**: `exit_mm()` turns the task into a lazy user of its own mm
-//!   ([`LazyMm::enter_lazy`]), then `mmput()`; when `mm_users` reaches 0,
+//!   ([`LazyMm::mmgrab_lazy_tlb`]), then `mmput()`; when `mm_users` reaches 0,
 //!   `__mmput()` calls [`LazyMm::mm_users_zero`], tears the address space down
 //!   and drops the users' `mm_count` reference; when `mm_count` reaches 0,
 //!   `__mmdrop()` calls [`LazyMm::final_drop`] and frees the mm.
@@ -359,7 +359,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         });
         if mm != MmId::INIT {
             self.hook(cpu, Hook::LeaveLazy, Some(mm), || {
-                self.scheme.leave_lazy(self, cpu, mm, None)
+                self.scheme.mmdrop_lazy_tlb(self, cpu, mm, None)
             });
         }
         self.drain_deferred(cpu); // interrupts back on
@@ -381,7 +381,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                         self.update(cpu, |s| s.is_lazy = true);
                         self.count(cpu, |s| s.lazy_enters += 1);
                         self.hook(cpu, Hook::EnterLazy, Some(mm), || {
-                            self.scheme.enter_lazy(self, cpu, mm)
+                            self.scheme.mmgrab_lazy_tlb(self, cpu, mm)
                         });
                     }
                     // kernel -> kernel: the lazy use is transferred
@@ -405,7 +405,8 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 if st.curr == Task::Kernel && prev_active != MmId::INIT {
                     self.touch(cpu);
                     self.hook(cpu, Hook::LeaveLazy, Some(prev_active), || {
-                        self.scheme.leave_lazy(self, cpu, prev_active, Some(mm))
+                        self.scheme
+                            .mmdrop_lazy_tlb(self, cpu, prev_active, Some(mm))
                     });
                 }
             }
@@ -452,7 +453,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             self.count(cpu, |s| s.shared_rmws += 1);
         }
         self.hook(cpu, Hook::SwitchMm, prev.real(), || {
-            self.scheme.switch_mm(self, cpu, prev.real(), next.real())
+            self.scheme.switched_mm(self, cpu, prev.real(), next.real())
         });
     }
 
@@ -468,7 +469,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL; enter_lazy_tlb().
         self.mm(mm).events.note(cpu, format_args!("exit_mm()"));
         self.hook(cpu, Hook::EnterLazy, Some(mm), || {
-            self.scheme.enter_lazy(self, cpu, mm)
+            self.scheme.mmgrab_lazy_tlb(self, cpu, mm)
         });
         self.update(cpu, |s| {
             s.curr = Task::Kernel;

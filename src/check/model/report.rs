@@ -53,7 +53,7 @@ impl Hook {
     ];
 
     /// Whether the hook runs with interrupts off in a kernel (the `lazy`
-    /// module's table; `leave_lazy` counted as off, the stricter case).
+    /// module's table; `mmdrop_lazy_tlb` counted as off, the stricter case).
     pub(super) fn irqs_off(self) -> bool {
         matches!(
             self,
@@ -69,11 +69,11 @@ impl Hook {
 
     pub(super) fn name(self) -> &'static str {
         match self {
-            Hook::EnterLazy => "enter_lazy",
+            Hook::EnterLazy => "mmgrab_lazy_tlb",
             Hook::TransferLazy => "transfer_lazy",
             Hook::SwitchingMm => "switching_mm",
-            Hook::SwitchMm => "switch_mm",
-            Hook::LeaveLazy => "leave_lazy",
+            Hook::SwitchMm => "switched_mm",
+            Hook::LeaveLazy => "mmdrop_lazy_tlb",
             Hook::MmUsersZero => "mm_users_zero",
             Hook::FinalDrop => "final_drop",
             Hook::LazyShot => "lazy_shot",
@@ -105,7 +105,7 @@ impl HookStack {
         b.checked_sub(1).and_then(|i| Hook::ALL.get(i).copied())
     }
 
-    /// "leave_lazy > final_drop" (outermost first), or the scheduler.
+    /// "mmdrop_lazy_tlb > final_drop" (outermost first), or the scheduler.
     fn describe(&self) -> String {
         let mut v = self.0.get();
         let mut names = std::vec::Vec::new();

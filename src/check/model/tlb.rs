@@ -297,7 +297,7 @@ impl<const N: usize> TlbMachine<N> {
             TlbOp::User => self.to_user(cpu),
             TlbOp::Kthread => {
                 if self.with_priv(cpu, |p| core::mem::take(&mut p.user)) {
-                    self.lazy.enter_lazy(cpu);
+                    self.lazy.enter_lazy_tlb(cpu);
                 }
             }
             TlbOp::Away => {

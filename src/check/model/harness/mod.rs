@@ -35,7 +35,7 @@
 //! `"leak: mm0 was never freed ..."`, so a known-bad scheme is a
 //! `#[should_panic(expected = "...")]` test), then a report: the scheme's
 //! `NAME`, the scenario's name, the hooks the failing CPU was inside
-//! (`"on cpu0: leave_lazy > final_drop"`), the mm's last events (which CPU
+//! (`"on cpu0: mmdrop_lazy_tlb > final_drop"`), the mm's last events (which CPU
 //! loaded it, went lazy, grabbed, dropped, freed it), and one replay line:
 //!
 //! * loom: the command that reruns the test (`RUSTFLAGS="--cfg loom"
@@ -67,12 +67,12 @@
 //!     const NAME: &'static str = "my-refcount";
 //!
 //!     // user -> kernel thread, and exit_mm(): the CPU keeps the mm loaded.
-//!     fn enter_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
+//!     fn mmgrab_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
 //!         k.mmgrab(cpu, mm);
 //!     }
 //!
 //!     // finish_task_switch() once the CPU loaded another mm (or CPU down).
-//!     fn leave_lazy<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+//!     fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
 //!         k.mmdrop(cpu, mm);
 //!     }
 //! }
@@ -108,7 +108,7 @@
 //! }
 //! ```
 //!
-//! A deliberately wrong scheme — say one whose `enter_lazy` takes no
+//! A deliberately wrong scheme — say one whose `mmgrab_lazy_tlb` takes no
 //! reference — makes `loom_check_standard` (and `shuttle_check`) panic with
 //! the oracle's `"use-after-free of mm0: freed on cpuN while cpuM still has
 //! it loaded"`;
