@@ -19,10 +19,14 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lazymm::check::sync::Ordering::*;
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet};
 use lazymm::tlb::batched::FlushBatched;
-use lazymm::tlb::tlbgen::{LazyTlb, TlbGen, INIT_MM};
+use lazymm::tlb::tlbgen::{FlushScope, LazyTlb, TlbGen};
 use std::hint::black_box;
 
-const MM: usize = 0x1000;
+mod common;
+use common::Mm;
+
+/// The mm of every flush here (word 0x1000, as before).
+const MM: Mm = Mm(0x200);
 
 fn unlazy(c: &mut Criterion) {
     let mut g = c.benchmark_group("unlazy");
@@ -30,28 +34,28 @@ fn unlazy(c: &mut Criterion) {
     let lazy: Box<LazyTlb<64>> = Box::new(LazyTlb::new());
     let gen = TlbGen::new();
     let mask: AtomicCpuSet = AtomicCpuSet::new();
-    let first = lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), None);
+    let first = lazy.switch_mm_begin(cpu, MM, &gen, &mask, None);
     black_box(first);
-    lazy.switch_mm_end(cpu, MM);
+    lazy.switch_mm_end(cpu, Some(MM));
     let now = gen.read();
     g.bench_function("same_mm_up_to_date", |b| {
         b.iter(|| {
             lazy.enter_lazy_tlb(cpu);
-            black_box(lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), Some(now)))
+            black_box(lazy.switch_mm_begin(cpu, MM, &gen, &mask, Some(now)))
         })
     });
     g.bench_function("same_mm_missed_generation", |b| {
         b.iter(|| {
             lazy.enter_lazy_tlb(cpu);
-            black_box(lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), Some(now - 1)))
+            black_box(lazy.switch_mm_begin(cpu, MM, &gen, &mask, Some(now - 1)))
         })
     });
     g.bench_function("other_mm_bit_already_set", |b| {
         b.iter(|| {
-            lazy.switch_mm_begin::<16>(cpu, INIT_MM, None, None);
-            lazy.switch_mm_end(cpu, INIT_MM);
-            let s = lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), Some(now));
-            lazy.switch_mm_end(cpu, MM);
+            lazy.switch_mm_begin_init(cpu);
+            lazy.switch_mm_end::<Mm>(cpu, None);
+            let s = lazy.switch_mm_begin(cpu, MM, &gen, &mask, Some(now));
+            lazy.switch_mm_end(cpu, Some(MM));
             black_box(s)
         })
     });
@@ -79,15 +83,21 @@ fn targets<const N: usize>(
         let mask: AtomicCpuSet = AtomicCpuSet::new();
         for c in 0..N {
             let cpu = CpuId::new(c);
-            lazy.switch_mm_begin(cpu, MM, Some((&gen, &mask)), None);
-            lazy.switch_mm_end(cpu, MM);
+            lazy.switch_mm_begin(cpu, MM, &gen, &mask, None);
+            lazy.switch_mm_end(cpu, Some(MM));
             if c * 100 < lazy_pct * N {
                 lazy.enter_lazy_tlb(cpu);
             }
         }
         let snapshot = mask.snapshot(N, Relaxed);
         let mut probe = CpuSet::new();
-        let saved = lazy.flush_targets(CpuId::new(0), Some(MM), &snapshot, false, &mut probe);
+        let saved = lazy.flush_targets(
+            CpuId::new(0),
+            FlushScope::Mm(MM),
+            &snapshot,
+            false,
+            &mut probe,
+        );
         eprintln!(
             "flush_targets/{N} CPUs, {lazy_pct}% lazy: {} IPIs sent, {saved} saved by lazy skipping",
             probe.len()
@@ -100,7 +110,13 @@ fn targets<const N: usize>(
                     black_box(gen.inc());
                     let m = mask.snapshot(N, Relaxed);
                     let mut t = CpuSet::new();
-                    black_box(lazy.flush_targets(CpuId::new(0), Some(MM), &m, false, &mut t));
+                    black_box(lazy.flush_targets(
+                        CpuId::new(0),
+                        FlushScope::Mm(MM),
+                        &m,
+                        false,
+                        &mut t,
+                    ));
                     black_box(t.len())
                 })
             },

@@ -55,7 +55,7 @@
 //!
 //! When the TLB flush that follows the unlink was itself delivered by IPI to
 //! every CPU that may walk the mm, the sync is redundant:
-//! [`sync_needed`] says so. A flush done by hardware broadcast (INVLPGB,
+//! [`WalkTracker::sync_needed`] says so. A flush done by hardware broadcast (INVLPGB,
 //! arm64 TLBI) or a paravirt hypercall interrupts nobody, so the sync must
 //! stay — the bug variant that skips it anyway is rejected.
 //!
@@ -74,7 +74,7 @@ pub enum Bug {
     SyncRmb,
     /// Walk begin stores the marker with no full barrier after it.
     NoWalkerFence,
-    /// [`sync_needed`] skips the sync even when the flush did not IPI every
+    /// [`WalkTracker::sync_needed`] skips the sync even when the flush did not IPI every
     /// walker (a hardware-broadcast or paravirt flush).
     SkipSyncWithoutIpi,
 }
@@ -97,15 +97,6 @@ pub enum FlushDelivery {
     IpiToAll,
     /// By hardware broadcast or hypercall: no CPU was interrupted.
     NoIpi,
-}
-
-/// Whether a sync is still needed after a flush delivered as `delivery`
-/// (`tlb_table_flush_implies_ipi_broadcast()` of v7).
-pub fn sync_needed(delivery: FlushDelivery, bug: BugSwitch<Bug>) -> bool {
-    if bug.is(Bug::SkipSyncWithoutIpi) {
-        return false;
-    }
-    delivery == FlushDelivery::NoIpi
 }
 
 /// The per-CPU "walking this mm locklessly" markers of `N` CPUs.
@@ -135,9 +126,13 @@ impl<const N: usize> WalkTracker<N> {
         t
     }
 
-    /// The bug switch (for [`sync_needed`]).
-    pub fn bug(&self) -> BugSwitch<Bug> {
-        self.bug
+    /// Whether a sync is still needed after a flush delivered as `delivery`
+    /// (`tlb_table_flush_implies_ipi_broadcast()` of v7).
+    pub fn sync_needed(&self, delivery: FlushDelivery) -> bool {
+        if self.bug.is(Bug::SkipSyncWithoutIpi) {
+            return false;
+        }
+        delivery == FlushDelivery::NoIpi
     }
 
     /// How walk begin is ordered.

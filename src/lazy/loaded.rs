@@ -76,7 +76,9 @@ impl<const N: usize> LoadedMm<N> {
         s
     }
 
-    /// `cpu`'s `loaded_mm` word.
+    /// `cpu`'s `loaded_mm` word, for the crate's benchmarks and tests: not
+    /// part of the kernel-facing API.
+    #[doc(hidden)]
     pub fn word(&self, cpu: CpuId) -> &AtomicUsize {
         self.loaded.get(cpu)
     }

@@ -222,7 +222,10 @@ impl<const N: usize> Tagged<N> {
         s
     }
 
-    /// `cpu`'s word (for inspection; the protocol owns it).
+    /// `cpu`'s word, for the crate's benchmarks and tests (which arm it
+    /// directly): not part of the kernel-facing API, whose signatures name
+    /// no atomics of the checker facade.
+    #[doc(hidden)]
     pub fn word(&self, cpu: CpuId) -> &AtomicUsize {
         self.words.get(cpu)
     }

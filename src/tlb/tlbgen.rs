@@ -61,14 +61,35 @@
 
 use crate::check::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
+use crate::lazy::MmHandle;
 use crate::sync::{
     fence, smp_mb, smp_mb_after_atomic, AtomicBool, AtomicU64, AtomicUsize, Ordering::*,
 };
 
-/// `loaded_mm` while a CPU switches (`LOADED_MM_SWITCHING`).
-pub const SWITCHING: usize = 1;
+/// `loaded_mm` while a CPU switches (`LOADED_MM_SWITCHING`): never an mm
+/// word ([`MmHandle::to_word`] is even and non-zero).
+const SWITCHING: usize = 1;
 /// `loaded_mm` of the kernel's own mm (`init_mm`).
-pub const INIT_MM: usize = 0;
+const INIT_MM: usize = 0;
+
+/// Which mms a flush is for. (As in the lazy-mm hooks, `Option<M>` elsewhere
+/// in this module means "`M`, or `None` for the kernel's own mm".)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushScope<M> {
+    /// One mm's entries (`flush_tlb_mm_range()`).
+    Mm(M),
+    /// Every mm's entries (the reclaim batch's `arch_tlbbatch_flush()`).
+    All,
+}
+
+impl<M: MmHandle> FlushScope<M> {
+    fn word(self) -> Option<usize> {
+        match self {
+            FlushScope::Mm(m) => Some(m.to_word()),
+            FlushScope::All => None,
+        }
+    }
+}
 
 /// Known-bad variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,8 +224,18 @@ impl<const N: usize> LazyTlb<N> {
         t
     }
 
-    /// `cpu`'s `loaded_mm` (its own view).
-    pub fn loaded(&self, cpu: CpuId) -> usize {
+    /// `cpu`'s `loaded_mm` (its own view; `None`: the kernel's own mm).
+    /// Outside a switch: between [`switch_mm_begin`](Self::switch_mm_begin)
+    /// and [`switch_mm_end`](Self::switch_mm_end) it panics.
+    pub fn loaded<M: MmHandle>(&self, cpu: CpuId) -> Option<M> {
+        match self.loaded_word(cpu) {
+            INIT_MM => None,
+            SWITCHING => panic!("lazymm: loaded() on {cpu} in the middle of a switch"),
+            w => Some(M::from_word(w)),
+        }
+    }
+
+    fn loaded_word(&self, cpu: CpuId) -> usize {
         self.loaded_mm.get(cpu).load(Relaxed)
     }
 
@@ -216,27 +247,39 @@ impl<const N: usize> LazyTlb<N> {
     /// `enter_lazy_tlb()`: a kernel thread borrows the loaded mm. A plain
     /// store, no barrier: a flush that misses it sends a needless IPI.
     pub fn enter_lazy_tlb(&self, cpu: CpuId) {
-        if self.loaded(cpu) == INIT_MM {
+        if self.loaded_word(cpu) == INIT_MM {
             return;
         }
         self.is_lazy.get(cpu).store(true, Relaxed);
     }
 
-    /// `switch_mm_irqs_off()` up to the CR3 write: `next` (a non-zero,
-    /// non-[`SWITCHING`] word; [`INIT_MM`] for the kernel's mm) with its
-    /// generation and cpumask (`None` for `init_mm`), and the generation
-    /// `cpu`'s context for `next` is flushed up to (`None`: no context).
-    ///
-    /// # Panics
-    /// If `next` is [`SWITCHING`].
-    pub fn switch_mm_begin<const W: usize>(
+    /// `switch_mm_irqs_off()` up to the CR3 write, to the user mm `next`
+    /// with its generation and cpumask, given the generation `cpu`'s context
+    /// for `next` is flushed up to (`None`: no context).
+    pub fn switch_mm_begin<M: MmHandle, const W: usize>(
+        &self,
+        cpu: CpuId,
+        next: M,
+        gen: &TlbGen,
+        cpumask: &AtomicCpuSet<W>,
+        local_gen: Option<u64>,
+    ) -> Switch {
+        self.begin(cpu, next.to_word(), Some((gen, cpumask)), local_gen)
+    }
+
+    /// [`switch_mm_begin`](Self::switch_mm_begin) to the kernel's own mm.
+    pub fn switch_mm_begin_init(&self, cpu: CpuId) -> Switch {
+        self.begin::<1>(cpu, INIT_MM, None, None)
+    }
+
+    fn begin<const W: usize>(
         &self,
         cpu: CpuId,
         next: usize,
         mm: Option<(&TlbGen, &AtomicCpuSet<W>)>,
         local_gen: Option<u64>,
     ) -> Switch {
-        assert_ne!(next, SWITCHING, "switch_mm to LOADED_MM_SWITCHING");
+        debug_assert_ne!(next, SWITCHING, "an mm word is even");
         let loaded = self.loaded_mm.get(cpu);
         let lazy = self.is_lazy.get(cpu);
         let prev = loaded.load(Relaxed);
@@ -282,17 +325,24 @@ impl<const N: usize> LazyTlb<N> {
         decide(gen.read())
     }
 
-    /// `switch_mm_irqs_off()` after the CR3 write: `loaded_mm = next`.
-    pub fn switch_mm_end(&self, cpu: CpuId, next: usize) {
+    /// `switch_mm_irqs_off()` after the CR3 write: `loaded_mm = next`
+    /// (`None`: the kernel's own mm).
+    pub fn switch_mm_end<M: MmHandle>(&self, cpu: CpuId, next: Option<M>) {
         // Release: the CR3 load and the TLB work happen before a flusher
         // that reads `next` here (and then reads our generation state).
-        self.loaded_mm.get(cpu).store(next, Release);
+        self.loaded_mm
+            .get(cpu)
+            .store(next.map_or(INIT_MM, M::to_word), Release);
     }
 
-    /// `should_flush_tlb()`: whether a flush of `mm` (`None`: a flush of
-    /// every mm, as the reclaim batch does) must IPI `cpu`.
-    pub fn should_flush(&self, cpu: CpuId, mm: Option<usize>, freed_tables: bool) -> bool {
-        self.decide(cpu, mm, freed_tables) == Target::Ipi
+    /// `should_flush_tlb()`: whether a flush of `scope` must IPI `cpu`.
+    pub fn should_flush<M: MmHandle>(
+        &self,
+        cpu: CpuId,
+        scope: FlushScope<M>,
+        freed_tables: bool,
+    ) -> bool {
+        self.decide(cpu, scope.word(), freed_tables) == Target::Ipi
     }
 
     fn decide(&self, cpu: CpuId, mm: Option<usize>, freed_tables: bool) -> Target {
@@ -315,18 +365,19 @@ impl<const N: usize> LazyTlb<N> {
         Target::SkipOther
     }
 
-    /// The CPUs of `cpumask` (other than `me`) a flush of `mm` must IPI,
+    /// The CPUs of `cpumask` (other than `me`) a flush of `scope` must IPI,
     /// into `out`. Call after [`TlbGen::inc`]. Returns how many CPUs of the
     /// cpumask it skipped because they were lazy (the IPIs lazy TLB saves;
     /// CPUs that run another mm are skipped too, and not counted).
-    pub fn flush_targets<const W: usize>(
+    pub fn flush_targets<M: MmHandle, const W: usize>(
         &self,
         me: CpuId,
-        mm: Option<usize>,
+        scope: FlushScope<M>,
         cpumask: &CpuSet<W>,
         freed_tables: bool,
         out: &mut CpuSet<W>,
     ) -> usize {
+        let mm = scope.word();
         let mut lazy = 0;
         for cpu in cpumask.iter() {
             if cpu == me || cpu.index() >= N {
@@ -358,18 +409,19 @@ impl<const N: usize> LazyTlb<N> {
         }
     }
 
-    /// `flush_tlb_func()` on `cpu` for a flush of `mm` (`None`: any mm) at
-    /// generation `flush_gen` (`None`: a full flush), given the generation
-    /// `cpu`'s context is flushed up to.
-    pub fn flush_action(
+    /// `flush_tlb_func()` on `cpu` for a flush of `scope` at generation
+    /// `flush_gen` (`None`: a full flush), given the generation `cpu`'s
+    /// context is flushed up to.
+    pub fn flush_action<M: MmHandle>(
         &self,
         cpu: CpuId,
-        mm: Option<usize>,
+        scope: FlushScope<M>,
         flush_gen: Option<u64>,
         local_gen: u64,
         gen: &TlbGen,
     ) -> FlushAction {
-        let loaded = self.loaded(cpu);
+        let mm = scope.word();
+        let loaded = self.loaded_word(cpu);
         if mm.is_some_and(|m| m != loaded) {
             return FlushAction::NotLoaded;
         }

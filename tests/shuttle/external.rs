@@ -64,8 +64,6 @@ fn panic_message(r: std::thread::Result<impl Sized>) -> String {
 /// says, through the harness: no shuttle dependency) fails the same way.
 #[test]
 fn failure_report_names_everything_and_its_replay_reproduces_it() {
-    let dir = std::env::temp_dir().join(format!("lazymm-report-test-{}", std::process::id()));
-    std::env::set_var("LAZYMM_FAILURE_DIR", &dir);
     let check = ShuttleCheck::new()
         .schedulers(&[ShuttleScheduler::Random { seed: 7 }])
         .iterations(200);
@@ -80,18 +78,45 @@ fn failure_report_names_everything_and_its_replay_reproduces_it() {
     let replay = msg
         .lines()
         .find_map(|l| l.trim().strip_prefix("replay:   LAZYMM_SHUTTLE_REPLAY="))
-        .expect("a replay line with the schedule file");
-    let file = replay
+        .expect("a replay line with the execution's token");
+    let token = replay
         .split_whitespace()
         .next()
-        .expect("the file")
+        .expect("the token")
         .to_string();
+    assert!(token.starts_with("random:0x7:"), "{token}");
     assert!(replay.contains("cargo test --release"), "{replay}");
     let again = panic_message(std::panic::catch_unwind(|| {
-        check.replay(NoGrab::default, &file)
+        check.replay(NoGrab::default, &token)
     }));
     let first = |m: &str| m.lines().next().unwrap_or("").to_string();
     assert_eq!(first(&again), first(&msg), "the replay fails the same way");
     assert!(again.contains("scheme:   external/no-grab"), "{again}");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same for a bug that takes a search to find (the SWITCHING window of
+/// `loaded_mm`, CVE-2025-37964's shape): the token names a later iteration,
+/// and replaying it reruns the scheduler up to that one and fails the same.
+#[test]
+fn replay_of_a_later_iteration_reproduces_it() {
+    use lazymm::lazy::loaded::{Bug, LoadedMm};
+    let check = ShuttleCheck::new()
+        .schedulers(&[ShuttleScheduler::Pct {
+            depth: 3,
+            seed: 0xbad,
+        }])
+        .iterations(1000);
+    let make = || LoadedMm::<8>::with_bug(Bug::SwitchingWindow);
+    let msg = panic_message(std::panic::catch_unwind(|| check.run(make)));
+    let token = msg
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay:   LAZYMM_SHUTTLE_REPLAY="))
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a replay token")
+        .to_string();
+    let iteration: usize = token.rsplit(':').next().unwrap().parse().unwrap();
+    eprintln!("shuttle external/replay: {token} (iteration {iteration})");
+    let again = panic_message(std::panic::catch_unwind(|| check.replay(make, &token)));
+    let first = |m: &str| m.lines().next().unwrap_or("").to_string();
+    assert_eq!(first(&again), first(&msg), "the replay fails the same way");
 }

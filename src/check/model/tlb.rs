@@ -45,17 +45,18 @@
 //! after a change may read the old PTE — which the oracle then flags.
 
 use super::mailbox::Mailboxes;
+use super::MmId;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
 use crate::platform::{CpuPin, LocalTlb};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::Arc;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering::*, UnsafeCell};
 use crate::tlb::batched::{FlushBatched, PteLock};
-use crate::tlb::tlbgen::{FlushAction, LazyTlb, Switch, TlbGen, INIT_MM};
+use crate::tlb::tlbgen::{FlushAction, FlushScope, LazyTlb, Switch, TlbGen};
 use std::vec::Vec;
 
 /// `M`'s `loaded_mm` word.
-pub const MM: usize = 8;
+pub const MM: MmId = MmId::new(0);
 /// PTEs (and PTLs) of `M`.
 pub const PTES: usize = 2;
 
@@ -150,7 +151,10 @@ pub struct TlbStats {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ipi {
-    Flush { mm: Option<usize>, gen: Option<u64> },
+    Flush {
+        mm: FlushScope<MmId>,
+        gen: Option<u64>,
+    },
     Ldt,
 }
 
@@ -177,9 +181,9 @@ fn pte_present(w: usize) -> bool {
 }
 
 impl<const N: usize> LocalTlb for TlbMachine<N> {
-    type Mm = usize;
+    type Mm = MmId;
 
-    fn flush_local(&self, pin: &CpuPin<'_>, mm: usize) {
+    fn flush_local(&self, pin: &CpuPin<'_>, mm: MmId) {
         assert_eq!(mm, MM, "the TLB machine has one user mm");
         // Acquire: the page-table version of the generation being caught up
         // with (or newer).
@@ -302,9 +306,9 @@ impl<const N: usize> TlbMachine<N> {
             }
             TlbOp::Away => {
                 self.with_priv(cpu, |p| p.user = false);
-                if self.lazy.loaded(cpu) != INIT_MM {
-                    self.lazy.switch_mm_begin::<1>(cpu, INIT_MM, None, None);
-                    self.lazy.switch_mm_end(cpu, INIT_MM);
+                if self.lazy.loaded::<MmId>(cpu).is_some() {
+                    self.lazy.switch_mm_begin_init(cpu);
+                    self.lazy.switch_mm_end::<MmId>(cpu, None);
                 }
             }
             TlbOp::Use => self.use_memory(cpu),
@@ -337,12 +341,12 @@ impl<const N: usize> TlbMachine<N> {
         if self.with_priv(cpu, |p| p.user) {
             return;
         }
-        let prev = self.lazy.loaded(cpu);
+        let prev = self.lazy.loaded::<MmId>(cpu);
         let local = self.with_priv(cpu, |p| p.ctx_gen);
         let sw = self
             .lazy
-            .switch_mm_begin(cpu, MM, Some((&self.gen, &self.cpumask)), local);
-        let unlazy = prev == MM;
+            .switch_mm_begin(cpu, MM, &self.gen, &self.cpumask, local);
+        let unlazy = prev == Some(MM);
         match sw {
             Switch::Nothing => {}
             Switch::Keep { .. } => {
@@ -362,7 +366,7 @@ impl<const N: usize> TlbMachine<N> {
             // unlazy fast path does not (module docs of `tlbgen`).
             let ldt = self.ldt.load(Acquire);
             self.with_priv(cpu, |p| p.ldt = ldt);
-            self.lazy.switch_mm_end(cpu, MM);
+            self.lazy.switch_mm_end(cpu, Some(MM));
         }
         self.with_priv(cpu, |p| p.user = true);
     }
@@ -409,7 +413,7 @@ impl<const N: usize> TlbMachine<N> {
 
     /// The hardware may walk the loaded mm's page tables at any step.
     fn speculative_walk(&self, cpu: CpuId) {
-        if self.lazy.loaded(cpu) != MM {
+        if self.lazy.loaded::<MmId>(cpu) != Some(MM) {
             return;
         }
         let pwc = self.with_priv(cpu, |p| p.pwc);
@@ -450,13 +454,13 @@ impl<const N: usize> TlbMachine<N> {
         // Relaxed: ordered after the increment by its full barrier.
         let mask = self.cpumask.snapshot(self.nr_cpus(), Relaxed);
         let mut targets = CpuSet::<1>::new();
-        let skipped = self
-            .lazy
-            .flush_targets(cpu, Some(MM), &mask, freed_tables, &mut targets);
+        let skipped =
+            self.lazy
+                .flush_targets(cpu, FlushScope::Mm(MM), &mask, freed_tables, &mut targets);
         self.stats[S_SKIPPED].add(skipped);
         self.stats[S_IPIS].add(targets.len());
         let msg = Ipi::Flush {
-            mm: Some(MM),
+            mm: FlushScope::Mm(MM),
             gen: Some(gen),
         };
         self.ipis.send(cpu, &targets, msg, |m| self.handle(cpu, m));
@@ -521,13 +525,13 @@ impl<const N: usize> TlbMachine<N> {
         }
         self.stats[S_FLUSHES].add(1);
         let mut targets = CpuSet::<1>::new();
-        let skipped = self
-            .lazy
-            .flush_targets(cpu, None, &batch, false, &mut targets);
+        let skipped =
+            self.lazy
+                .flush_targets(cpu, FlushScope::<MmId>::All, &batch, false, &mut targets);
         self.stats[S_SKIPPED].add(skipped);
         self.stats[S_IPIS].add(targets.len());
         let msg = Ipi::Flush {
-            mm: None,
+            mm: FlushScope::All,
             gen: None,
         };
         self.ipis.send(cpu, &targets, msg, |m| self.handle(cpu, m));
@@ -599,14 +603,14 @@ impl<const N: usize> TlbMachine<N> {
                 match self.lazy.flush_action(cpu, mm, gen, local, &self.gen) {
                     FlushAction::NotLoaded | FlushAction::Nothing | FlushAction::UpToDate => {}
                     FlushAction::SwitchToInit => {
-                        self.lazy.switch_mm_begin::<1>(cpu, INIT_MM, None, None);
-                        self.lazy.switch_mm_end(cpu, INIT_MM);
+                        self.lazy.switch_mm_begin_init(cpu);
+                        self.lazy.switch_mm_end::<MmId>(cpu, None);
                     }
                     FlushAction::Flush { gen } => self.flush_local(cpu, gen),
                 }
             }
             Ipi::Ldt => {
-                if self.lazy.loaded(cpu) == MM {
+                if self.lazy.loaded::<MmId>(cpu) == Some(MM) {
                     let v = self.ldt.load(Acquire);
                     self.with_priv(cpu, |p| p.ldt = v);
                 }

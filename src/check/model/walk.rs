@@ -38,7 +38,7 @@ use crate::reclaim::rcu::{Progress, Rcu};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::Arc;
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
-use crate::walk::{sync_needed, BeginOrder, FlushDelivery, WalkTracker};
+use crate::walk::{BeginOrder, FlushDelivery, WalkTracker};
 use std::vec::Vec;
 
 /// One operation of a CPU's script.
@@ -62,7 +62,7 @@ pub enum SyncKind {
     /// by the quiescent state at interrupts-on. No IPI.
     Rcu,
     /// v7: skip the sync when the flush was delivered by IPI to every CPU
-    /// ([`sync_needed`]), else a targeted sync.
+    /// ([`WalkTracker::sync_needed`]), else a targeted sync.
     SkipIfFlushIpid(BeginOrder),
 }
 
@@ -337,7 +337,7 @@ impl<const N: usize> WalkMachine<N> {
             }
             SyncKind::Rcu => self.wait_grace_period(cpu),
             SyncKind::SkipIfFlushIpid(_) => {
-                if sync_needed(self.flush, self.tracker.bug()) {
+                if self.tracker.sync_needed(self.flush) {
                     self.targeted_sync(cpu);
                 } else {
                     self.skipped.add(1);

@@ -40,13 +40,15 @@
 //!
 //! * loom: the command that reruns the test (`RUSTFLAGS="--cfg loom"
 //!   LOOM_LOG=trace cargo test --release -- <test> --exact`);
-//! * shuttle: the check saves the failing schedule to a file (in
-//!   `$LAZYMM_FAILURE_DIR`, default the system temp dir's
-//!   `lazymm-shuttle-failures/`) and prints `LAZYMM_SHUTTLE_REPLAY=<file>`
+//! * shuttle: a token naming the failing execution — its scheduler, seed
+//!   and iteration, `pct:2:0x1a2b0002:137` — as `LAZYMM_SHUTTLE_REPLAY=<token>`
 //!   before the same command: with that variable set, `ShuttleCheck::run`
-//!   (and so `shuttle_check`) replays that schedule instead of searching. In
-//!   code, `ShuttleCheck::replay(make, file)` does the same; your crate needs
-//!   no shuttle dependency for either.
+//!   (and so `shuttle_check`) replays that execution instead of searching
+//!   (shuttle's schedulers are deterministic from their seed, so it reruns
+//!   that scheduler up to the failing iteration). In code,
+//!   `ShuttleCheck::replay(make, token)` does the same; your crate needs no
+//!   shuttle dependency for either. (Shuttle also prints its own schedule
+//!   string on stderr.)
 //!
 //! # Your side
 //!
@@ -93,16 +95,12 @@
 //!     lazymm::check::model::harness::shuttle_check(MyRefcount::default);
 //! }
 //!
-//! // Any build: the standard scenarios on real threads (the checkers' atomics
-//! // only work inside a checker run, hence the test of `CHECKED`).
+//! // Any build: the standard scenarios on real threads (`None` in a
+//! // checker build, whose atomics only work inside a checker run).
 //! fn main() {
-//!     use lazymm::check::model::{harness, Machine};
-//!     use lazymm::check::sync::thread::Arc;
-//!     if !lazymm::check::sync::CHECKED {
-//!         for (_name, scenario) in harness::standard_scenarios() {
-//!             let machine = Arc::new(Machine::new(MyRefcount, scenario));
-//!             Machine::run(&machine); // panics on any lifetime bug
-//!             assert!(machine.stats().frees > 0);
+//!     if let Some(runs) = lazymm::check::model::harness::threads_check_standard(|| MyRefcount) {
+//!         for (_scenario, stats) in runs {
+//!             assert!(stats.frees > 0); // and no lifetime bug: it would have panicked
 //!         }
 //!     }
 //! }
@@ -241,6 +239,31 @@ pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
     ]
     .into_iter()
     .collect()
+}
+
+/// The standard scenarios on real threads, one machine each, in a plain
+/// build (the same scenarios as [`loom_check_standard`](self#your-side), run
+/// once with whatever interleaving the threads take): panics with the
+/// oracle's report on a lifetime bug, and returns each scenario's counters.
+/// `None` in a checker build (`--cfg loom` / `--cfg lazymm_shuttle`), whose
+/// atomics only work inside a checker run.
+pub fn threads_check_standard<S, F>(make: F) -> Option<Vec<(&'static str, super::Stats)>>
+where
+    S: crate::lazy::LazyMm + Send + Sync + 'static,
+    F: Fn() -> S,
+{
+    if crate::sync::CHECKED {
+        return None;
+    }
+    let runs = standard_scenarios()
+        .into_iter()
+        .map(|(name, scenario)| {
+            let m = crate::sync::thread::Arc::new(super::Machine::new(make(), scenario));
+            super::Machine::run(&m);
+            (name, m.stats())
+        })
+        .collect();
+    Some(runs)
 }
 
 /// How a check sets up each execution's machine.

@@ -1,5 +1,5 @@
 //! The shuttle side of the harness (`--cfg lazymm_shuttle`): random and PCT
-//! schedules of big machines, failing schedules saved for replay.
+//! schedules of big machines, each failing execution named by a replay token.
 
 use super::{run_machine, test_name, MachineSetup};
 use crate::check::model::{MachineBug, Scenario};
@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 /// The replay line of a report inside a shuttle execution, which the check
-/// replaces with the schedule file once shuttle has saved it.
-const SHUTTLE_REPLAY_LATER: &str = "(the line below, once shuttle has saved the schedule)";
+/// replaces with the execution's replay token.
+const SHUTTLE_REPLAY_LATER: &str = "(the line below)";
 
 /// A shuttle scheduler with a fixed seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +200,7 @@ impl ShuttleCheck {
     fn counted_execution<S, F>(
         &self,
         make: std::sync::Arc<F>,
-        counts: std::sync::Arc<(Shadow, Shadow)>,
+        counts: std::sync::Arc<Counts>,
     ) -> impl Fn() + Send + Sync + 'static
     where
         S: LazyMm + Send + Sync + 'static,
@@ -209,6 +209,7 @@ impl ShuttleCheck {
         let workload = self.workload.clone();
         let setup = self.setup;
         move || {
+            counts.started.add(1);
             let scenario = match &workload {
                 &Workload::Random {
                     cpus,
@@ -228,8 +229,8 @@ impl ShuttleCheck {
                 Workload::Fixed(s) => s.clone(),
             };
             let stats = run_machine(make(), scenario, setup, SHUTTLE_REPLAY_LATER);
-            counts.0.add(stats.switches as usize);
-            counts.1.add(stats.deferred_drops as usize);
+            counts.switches.add(stats.switches as usize);
+            counts.deferred.add(stats.deferred_drops as usize);
         }
     }
 
@@ -237,78 +238,116 @@ impl ShuttleCheck {
     /// `make` builds, one fresh scheme, workload and machine per execution.
     /// Panics with the oracle's report and a replay line (the module docs,
     /// "When a check fails") on the first failing execution. With
-    /// `LAZYMM_SHUTTLE_REPLAY=<file>` set, replays that schedule instead.
+    /// `LAZYMM_SHUTTLE_REPLAY=<token>` set, replays that execution instead.
     pub fn run<S, F>(&self, make: F) -> Vec<ShuttleReport>
     where
         S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        use crate::sync::checker::scheduler::{PctScheduler, RandomScheduler};
-        use crate::sync::checker::{FailurePersistence, Runner};
-        if let Ok(file) = std::env::var("LAZYMM_SHUTTLE_REPLAY") {
-            std::eprintln!("replaying the shuttle schedule in {file}");
-            self.replay(make, &file);
+        if let Ok(token) = std::env::var("LAZYMM_SHUTTLE_REPLAY") {
+            std::eprintln!("replaying the shuttle execution {token}");
+            self.replay(make, &token);
             return Vec::new();
         }
-        let dir = std::env::var_os("LAZYMM_FAILURE_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("lazymm-shuttle-failures"));
-        let mut config = self.config.clone();
-        if matches!(config.failure_persistence, FailurePersistence::Print)
-            && std::fs::create_dir_all(&dir).is_ok()
-        {
-            config.failure_persistence = FailurePersistence::File(Some(dir.clone()));
-        }
         let make = std::sync::Arc::new(make);
-        let before = schedule_files(&dir);
         self.schedulers
             .iter()
             .map(|&scheduler| {
-                let counts = std::sync::Arc::new((Shadow::new(0), Shadow::new(0)));
+                let counts = std::sync::Arc::new(Counts::default());
                 let exec = self.counted_execution(std::sync::Arc::clone(&make), counts.clone());
-                let config = config.clone();
                 let start = Instant::now();
-                let run =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match scheduler {
-                        ShuttleScheduler::Pct { depth, seed } => Runner::new(
-                            PctScheduler::new_from_seed(seed, depth, self.iterations),
-                            config,
-                        )
-                        .run(exec),
-                        ShuttleScheduler::Random { seed } => Runner::new(
-                            RandomScheduler::new_from_seed(seed, self.iterations),
-                            config,
-                        )
-                        .run(exec),
-                    }));
-                let executions =
-                    run.unwrap_or_else(|payload| fail_with_replay(payload, &dir, &before));
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_scheduler(scheduler, self.iterations, self.config.clone(), exec)
+                }));
+                let executions = run.unwrap_or_else(|payload| {
+                    // The execution that failed is the last one started.
+                    let token = replay_token(scheduler, counts.started.get() - 1);
+                    fail_with_replay(payload, &token)
+                });
                 ShuttleReport {
                     scheduler,
                     executions,
-                    switches: counts.0.get() as u64,
-                    deferred_drops: counts.1.get() as u64,
+                    switches: counts.switches.get() as u64,
+                    deferred_drops: counts.deferred.get() as u64,
                     elapsed: start.elapsed(),
                 }
             })
             .collect()
     }
 
-    /// Replays the failing schedule shuttle saved in `file` (the replay line
-    /// of a failure report) under the scheme `make` builds and this check's
-    /// workload: panics with the same report if the failure reproduces.
-    pub fn replay<S, F>(&self, make: F, file: &str)
+    /// Replays the failing execution `token` names (the replay line of a
+    /// failure report: its scheduler, seed and iteration) under the scheme
+    /// `make` builds and this check's workload: panics with the same report
+    /// if the failure reproduces. Shuttle's schedulers are deterministic
+    /// from their seed, so this reruns that scheduler up to and including
+    /// the failing iteration (the earlier ones passed before and pass
+    /// again).
+    pub fn replay<S, F>(&self, make: F, token: &str)
     where
         S: LazyMm + Send + Sync + 'static,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        use crate::sync::checker::scheduler::ReplayScheduler;
-        use crate::sync::checker::{Config, FailurePersistence, Runner};
-        let scheduler = ReplayScheduler::new_from_file(file)
-            .unwrap_or_else(|e| panic!("lazymm: cannot read the shuttle schedule {file}: {e}"));
-        let mut config = Config::default();
-        config.failure_persistence = FailurePersistence::None;
-        Runner::new(scheduler, config).run(self.execution(make));
+        let (scheduler, iteration) = parse_token(token).unwrap_or_else(|| {
+            panic!("lazymm: not a replay token: {token:?} (pct:<depth>:<seed>:<iteration> or random:<seed>:<iteration>)")
+        });
+        let exec = self.counted_execution(std::sync::Arc::new(make), std::sync::Arc::default());
+        run_scheduler(scheduler, iteration + 1, self.config.clone(), exec);
+    }
+}
+
+/// Executions started, context switches and deferred drops of one run.
+#[derive(Default)]
+struct Counts {
+    started: Shadow,
+    switches: Shadow,
+    deferred: Shadow,
+}
+
+fn run_scheduler(
+    scheduler: ShuttleScheduler,
+    iterations: usize,
+    config: crate::sync::checker::Config,
+    exec: impl Fn() + Send + Sync + 'static,
+) -> usize {
+    use crate::sync::checker::scheduler::{PctScheduler, RandomScheduler};
+    use crate::sync::checker::Runner;
+    match scheduler {
+        ShuttleScheduler::Pct { depth, seed } => {
+            Runner::new(PctScheduler::new_from_seed(seed, depth, iterations), config).run(exec)
+        }
+        ShuttleScheduler::Random { seed } => {
+            Runner::new(RandomScheduler::new_from_seed(seed, iterations), config).run(exec)
+        }
+    }
+}
+
+/// `pct:<depth>:<seed>:<iteration>` or `random:<seed>:<iteration>`.
+fn replay_token(scheduler: ShuttleScheduler, iteration: usize) -> std::string::String {
+    match scheduler {
+        ShuttleScheduler::Pct { depth, seed } => std::format!("pct:{depth}:{seed:#x}:{iteration}"),
+        ShuttleScheduler::Random { seed } => std::format!("random:{seed:#x}:{iteration}"),
+    }
+}
+
+fn parse_token(token: &str) -> Option<(ShuttleScheduler, usize)> {
+    let num = |s: &str| match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    };
+    let parts: Vec<&str> = token.trim().split(':').collect();
+    match parts.as_slice() {
+        ["pct", depth, seed, it] => Some((
+            ShuttleScheduler::Pct {
+                depth: depth.parse().ok()?,
+                seed: num(seed)?,
+            },
+            it.parse().ok()?,
+        )),
+        ["random", seed, it] => Some((
+            ShuttleScheduler::Random { seed: num(seed)? },
+            it.parse().ok()?,
+        )),
+        _ => None,
     }
 }
 
@@ -324,45 +363,18 @@ where
     ShuttleCheck::new().run(make)
 }
 
-/// Re-raises a failing shuttle run's panic with the replay line: the first
-/// schedule file shuttle saved in `dir`.
-fn fail_with_replay(
-    payload: std::boxed::Box<dyn core::any::Any + Send>,
-    dir: &std::path::Path,
-    before: &[std::path::PathBuf],
-) -> ! {
+/// Re-raises a failing shuttle run's panic with the replay line.
+fn fail_with_replay(payload: std::boxed::Box<dyn core::any::Any + Send>, token: &str) -> ! {
     let msg = payload
         .downcast_ref::<std::string::String>()
         .map(|s| s.as_str())
         .or_else(|| payload.downcast_ref::<&str>().copied());
-    let (Some(msg), Some(file)) = (msg, first_new_file(dir, before)) else {
+    let Some(msg) = msg else {
         std::panic::resume_unwind(payload)
     };
     let msg = msg.replace(&std::format!("\n  replay:   {SHUTTLE_REPLAY_LATER}"), "");
     panic!(
-        "{msg}\n  replay:   LAZYMM_SHUTTLE_REPLAY={file} RUSTFLAGS=\"--cfg lazymm_shuttle\" cargo test --release -- {} --exact\n            (in code: ShuttleCheck::replay(make, \"{file}\"))",
+        "{msg}\n  replay:   LAZYMM_SHUTTLE_REPLAY={token} RUSTFLAGS=\"--cfg lazymm_shuttle\" cargo test --release -- {} --exact\n            (in code: ShuttleCheck::replay(make, \"{token}\"), with the check's workload)",
         test_name(),
-        file = file.display()
     )
-}
-
-/// The schedule files in `dir`, sorted by name (shuttle numbers them).
-fn schedule_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// The first schedule file that was not in `before`: the one shuttle saved
-/// at the failing execution's first panic (later panics of the same
-/// unwinding save shorter copies).
-fn first_new_file(
-    dir: &std::path::Path,
-    before: &[std::path::PathBuf],
-) -> Option<std::path::PathBuf> {
-    schedule_files(dir)
-        .into_iter()
-        .find(|p| !before.contains(p))
 }
