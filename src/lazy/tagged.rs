@@ -230,7 +230,9 @@ impl<const N: usize> Tagged<N> {
         self.words.get(cpu)
     }
 
-    fn orderings(&self) -> (Ordering, Ordering, Ordering, Ordering) {
+    /// The orderings of the unlazy and the fixup, one step weaker where a
+    /// `bug_` switch says so.
+    fn orderings(&self) -> Orderings {
         let xchg = if self.bug.is(Bug::UnlazyXchgNoRelease) {
             Acquire
         } else {
@@ -251,8 +253,26 @@ impl<const N: usize> Tagged<N> {
         } else {
             Acquire
         };
-        (xchg, success, failure, check)
+        Orderings {
+            unlazy_xchg: xchg,
+            fixup_success: success,
+            fixup_failure: failure,
+            fixup_check: check,
+        }
     }
+}
+
+/// The orderings [`Tagged`] uses (module docs, question (a)).
+#[derive(Clone, Copy)]
+struct Orderings {
+    /// The unlazy `xchg` (AcqRel).
+    unlazy_xchg: Ordering,
+    /// The fixup `cmpxchg` on success (Release).
+    fixup_success: Ordering,
+    /// The fixup `cmpxchg` on failure (Acquire).
+    fixup_failure: Ordering,
+    /// The fixup's check before the `cmpxchg` (Acquire).
+    fixup_check: Ordering,
 }
 
 impl<const N: usize> LazyMm for Tagged<N> {
@@ -296,7 +316,7 @@ impl<const N: usize> LazyMm for Tagged<N> {
             // AcqRel (see the module docs): release pairs with the fixup's
             // acquire check / failed cmpxchg, acquire with its release
             // successful cmpxchg.
-            w.swap(0, self.orderings().0)
+            w.swap(0, self.orderings().unlazy_xchg)
         };
         if prev == word | 1 {
             k.mmdrop(cpu, mm);
@@ -311,7 +331,12 @@ impl<const N: usize> LazyMm for Tagged<N> {
             0,
             "lazymm: fixup of an mm that still has users"
         );
-        let (_, success, failure, check) = self.orderings();
+        let Orderings {
+            fixup_success: success,
+            fixup_failure: failure,
+            fixup_check: check,
+            ..
+        } = self.orderings();
         let word = mm.to_word();
         let cpus = k.mm_cpumask(mm);
         let batch = self.opts.batch_grab;

@@ -44,6 +44,9 @@
 //! atomics, so under loom a CPU that fills its TLB without being ordered
 //! after a change may read the old PTE — which the oracle then flags.
 
+mod ops;
+pub use ops::{TlbOp, TlbScenario, TlbStats};
+
 use super::mailbox::Mailboxes;
 use super::MmId;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
@@ -59,95 +62,6 @@ use std::vec::Vec;
 pub const MM: MmId = MmId::new(0);
 /// PTEs (and PTLs) of `M`.
 pub const PTES: usize = 2;
-
-/// One operation of a CPU's script.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlbOp {
-    /// Run a user task of `M` (switch to it if needed).
-    User,
-    /// Switch to a kernel thread (lazy on the loaded mm).
-    Kthread,
-    /// Switch to another process (the kernel's own mm stands in for it).
-    Away,
-    /// The user task uses `M`'s memory: both PTEs through the TLB.
-    Use,
-    /// The user task changes PTE 0 and flushes `M` (munmap-like); with
-    /// `freed_tables`, page tables are freed too.
-    Flush {
-        /// Page-table pages are freed (IPI lazy CPUs too).
-        freed_tables: bool,
-    },
-    /// The user task changes `M`'s LDT.
-    Ldt,
-    /// Reclaim clears PTE `i` under its PTL and batches the flush.
-    Reclaim(usize),
-    /// Reclaim flushes its batch (`try_to_unmap_flush()`).
-    UnmapFlush,
-    /// The user task mprotects the page of PTE `i`.
-    Mprotect(usize),
-    /// The user task madvises the page of PTE `i` (the PTL is dropped and
-    /// retaken in the middle).
-    Madvise(usize),
-}
-
-/// The scripts of a TLB machine.
-#[derive(Clone, Debug)]
-pub struct TlbScenario {
-    scripts: Vec<Vec<TlbOp>>,
-}
-
-impl TlbScenario {
-    /// One script per CPU.
-    ///
-    /// # Panics
-    /// "scenario error: ..." when an operation of a user task (`Use`,
-    /// `Flush`, `Ldt`, `Mprotect`, `Madvise`) is not preceded by `User`
-    /// without a switch away in between, or a PTE index is out of range.
-    pub fn new(scripts: Vec<Vec<TlbOp>>) -> Self {
-        assert!(!scripts.is_empty(), "scenario error: no CPU");
-        for (c, s) in scripts.iter().enumerate() {
-            let mut user = false;
-            for op in s {
-                match *op {
-                    TlbOp::User => user = true,
-                    TlbOp::Kthread | TlbOp::Away => user = false,
-                    TlbOp::Reclaim(i) | TlbOp::Mprotect(i) | TlbOp::Madvise(i) if i >= PTES => {
-                        panic!("scenario error: cpu{c}: PTE {i} out of range ({PTES} PTEs)")
-                    }
-                    TlbOp::Reclaim(_) | TlbOp::UnmapFlush => {}
-                    other => assert!(
-                        user,
-                        "scenario error: cpu{c}: {other:?} needs a running user task (User first)"
-                    ),
-                }
-            }
-        }
-        Self { scripts }
-    }
-
-    /// Number of CPUs.
-    pub fn nr_cpus(&self) -> usize {
-        self.scripts.len()
-    }
-}
-
-/// Counters of a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TlbStats {
-    /// Flushes of `M` (including mprotect's and the pending-batch flushes).
-    pub flushes: usize,
-    /// IPIs sent by flushes (and reclaim batches).
-    pub flush_ipis: usize,
-    /// CPUs of the cpumask a flush did not IPI because they were lazy (the
-    /// IPIs lazy TLB saves).
-    pub ipis_skipped_lazy: usize,
-    /// Unlazy switches back into `M` that had to flush (fell behind).
-    pub unlazy_flushes: usize,
-    /// Unlazy switches back into `M` that kept their TLB.
-    pub unlazy_keeps: usize,
-    /// `flush_tlb_batched_pending()` calls that flushed.
-    pub pending_flushes: usize,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ipi {
