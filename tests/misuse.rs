@@ -1,7 +1,8 @@
 //! Misuse gets a clear error: the `Checked` wrapper on every scheme runs
 //! the machine's random workloads without a false alarm, and turns each
 //! misuse — enter twice, leave twice, leave with the wrong mm, an
-//! out-of-range CPU, a CPU dead while lazy — into the same documented panic
+//! out-of-range CPU, a final drop while a CPU is lazy on the mm, a CPU dead
+//! while lazy — into the same documented panic
 //! for every scheme (the table below, one test per scheme and misuse).
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
@@ -96,6 +97,18 @@ macro_rules! misuse_table {
             fn cpu_out_of_range() {
                 let m = machine($new);
                 m.scheme().mmgrab_lazy_tlb(&m, CpuId::new(2), MmId::new(0));
+            }
+
+            /// The kernel frees an mm (its `__mmdrop()` runs the final drop)
+            /// while a CPU is lazy on it and the scheme's final drop does
+            /// not (cannot) take the CPU off: IPIs are delivered on the
+            /// spot, and cpu0 never loaded the mm, so nothing switches it.
+            #[test]
+            #[should_panic(expected = "is still lazy on it at its final drop")]
+            fn free_while_lazy() {
+                let m = machine($new).with_inline_ipis();
+                m.scheme().mmgrab_lazy_tlb(&m, CPU, MmId::new(0));
+                m.scheme().final_drop(&m, CpuId::new(1), MmId::new(0));
             }
 
             #[test]

@@ -10,12 +10,19 @@
 //! | `mmdrop_lazy_tlb` for another mm than the CPU's lazy one | `"but it is lazy on another mm"` |
 //! | a CPU id at or above `N` | `"CPU id .. out of range"` |
 //! | `cpu_dead` for a CPU still lazy on an mm | `"which is still lazy on"` |
+//! | a final drop while a CPU is still lazy on the mm | `"is still lazy on it at its final drop"` |
 //!
-//! (`tests/misuse.rs` has the table, one test per scheme and misuse.) A
-//! free while a CPU still uses the mm is the simulated machine's oracle's
-//! to find (`check::model`), not `Checked`'s: whether a CPU that is lazy
-//! "uses" the mm at the final drop depends on the scheme (shootdown frees
-//! under lazy CPUs after shooting them down).
+//! (`tests/misuse.rs` has the table, one test per scheme and misuse.)
+//!
+//! **Free while lazy.** A CPU may be lazy on an mm when its final drop
+//! begins — shootdown and its kin force it off — but not when it ends. So
+//! `Checked` looks twice: after each `shoot_lazies` the scheme sends from
+//! its final drop (every target still lazy on the mm means the kernel's IPI
+//! did not switch it off and call `lazy_shot`), and after the final drop
+//! returns (any CPU still lazy on the mm means a reference it held was
+//! dropped by someone else, or the scheme let it be). A CPU that has begun
+//! switching to another mm (`switching_mm`) no longer counts: it stops
+//! using the old one there, whatever the order of its later hooks.
 //!
 //! Schemes without per-CPU state (refcount, shootdown, rcu_mm) cannot see
 //! these mistakes themselves; the per-CPU ones check what they can (tagged
@@ -23,15 +30,16 @@
 //! bringing a kernel up; the cost is one per-CPU word and a few relaxed
 //! accesses per hook.
 
-use crate::cpu::{CpuId, PerCpu};
+use crate::cpu::{CpuId, CpuMask, PerCpu};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering::*};
 
 /// `S` with the lazy-mode contract checked on `N` CPUs.
 pub struct Checked<S, const N: usize> {
     inner: S,
-    /// Per CPU: the word of the mm it uses lazily, or 0. Only its own CPU
-    /// writes it (hooks run on their CPU, preemption off).
+    /// Per CPU: the word of the mm it uses lazily (bit 0 set once it began
+    /// switching away from it), or 0. Only its own CPU writes it (hooks run
+    /// on their CPU, preemption off); final drops on other CPUs read it.
     lazy: PerCpu<AtomicUsize, N>,
 }
 
@@ -55,8 +63,25 @@ impl<S, const N: usize> Checked<S, N> {
         &self.inner
     }
 
+    /// Sets `cpu`'s slot. Release: the CPU's hooks before it happen before a
+    /// final drop that reads it (through the scheme's own acquire: an IPI
+    /// acknowledgement, `mm_count`, the cpumask, a grace period).
+    fn set(&self, cpu: CpuId, word: usize) {
+        self.lazy.get(cpu).store(word, Release);
+    }
+
+    /// Panics if a CPU of `cpus` is still lazy on `mm` (not switching away).
+    fn none_lazy_on<M: MmHandle>(&self, cpus: impl Iterator<Item = CpuId>, mm: M, after: &str) {
+        for c in cpus.filter(|c| c.index() < N) {
+            // Acquire: pairs with `set` (see there).
+            if self.lazy.get(c).load(Acquire) == mm.to_word() {
+                panic!("lazymm: {c} is still lazy on it at its final drop: {mm:?}, {after}");
+            }
+        }
+    }
+
     fn expect_lazy<M: MmHandle>(&self, hook: &str, cpu: CpuId, mm: M) {
-        let now = self.lazy.get(cpu).load(Relaxed);
+        let now = self.lazy.get(cpu).load(Relaxed) & !1;
         if now != mm.to_word() {
             if now == 0 {
                 panic!("lazymm: {hook} on {cpu}, which is not lazy (left twice, or never entered)");
@@ -77,8 +102,7 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
             slot.load(Relaxed) == 0,
             "lazymm: mmgrab_lazy_tlb on {cpu}, which is already lazy (entered twice)"
         );
-        // Relaxed: only this CPU reads it.
-        slot.store(mm.to_word(), Relaxed);
+        self.set(cpu, mm.to_word());
         self.inner.mmgrab_lazy_tlb(k, cpu, mm);
     }
 
@@ -88,6 +112,10 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
     }
 
     fn switching_mm<K: Kernel>(&self, k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
+        let now = self.lazy.get(cpu).load(Relaxed);
+        if now != 0 && prev.map(MmHandle::to_word) == Some(now) {
+            self.set(cpu, now | 1); // switching away: no longer uses it
+        }
         self.inner.switching_mm(k, cpu, prev, next);
     }
 
@@ -97,7 +125,7 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
 
     fn mmdrop_lazy_tlb<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
         self.expect_lazy("mmdrop_lazy_tlb", cpu, mm);
-        self.lazy.get(cpu).store(0, Relaxed);
+        self.set(cpu, 0);
         self.inner.mmdrop_lazy_tlb(k, cpu, mm, next);
     }
 
@@ -106,7 +134,12 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
-        self.inner.final_drop(k, cpu, mm);
+        self.inner.final_drop(&Watch { k, checked: self }, cpu, mm);
+        self.none_lazy_on(
+            (0..N).map(CpuId::new),
+            mm,
+            "after the scheme's final drop (a reference it held was dropped by someone else?)",
+        );
     }
 
     fn cpu_dead<K: Kernel>(&self, k: &K, cpu: CpuId) {
@@ -114,7 +147,7 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
         if still != 0 {
             panic!(
                 "lazymm: cpu_dead on {cpu}, which is still lazy on {:?} (switch it to the kernel's mm and mmdrop_lazy_tlb before it dies)",
-                K::Mm::from_word(still)
+                K::Mm::from_word(still & !1)
             );
         }
         self.inner.cpu_dead(k, cpu);
@@ -122,7 +155,57 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
 
     fn lazy_shot<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
         self.expect_lazy("lazy_shot", cpu, mm);
-        self.lazy.get(cpu).store(0, Relaxed);
+        self.set(cpu, 0);
         self.inner.lazy_shot(k, cpu, mm);
+    }
+}
+
+/// The kernel as a [`Checked`] scheme's final drop sees it: every call goes
+/// to the real kernel, and a `shoot_lazies` is checked to have taken its
+/// targets off the mm.
+struct Watch<'a, K, S, const N: usize> {
+    k: &'a K,
+    checked: &'a Checked<S, N>,
+}
+
+impl<K: Kernel, S: Sync, const N: usize> Kernel for Watch<'_, K, S, N> {
+    type Mm = K::Mm;
+    const NR_CPUS: usize = K::NR_CPUS;
+    type CpuMask = K::CpuMask;
+
+    fn mmgrab(&self, cpu: CpuId, mm: K::Mm) {
+        self.k.mmgrab(cpu, mm)
+    }
+    fn mmdrop(&self, cpu: CpuId, mm: K::Mm) {
+        self.k.mmdrop(cpu, mm)
+    }
+    fn mmgrab_many(&self, cpu: CpuId, mm: K::Mm, n: usize) {
+        self.k.mmgrab_many(cpu, mm, n)
+    }
+    fn mmdrop_many(&self, cpu: CpuId, mm: K::Mm, n: usize) {
+        self.k.mmdrop_many(cpu, mm, n)
+    }
+    fn mm_users(&self, mm: K::Mm) -> usize {
+        self.k.mm_users(mm)
+    }
+    fn mm_cpumask(&self, mm: K::Mm) -> K::CpuMask {
+        self.k.mm_cpumask(mm)
+    }
+    fn for_each_mm_cpu(&self, mm: K::Mm, f: impl FnMut(CpuId)) {
+        self.k.for_each_mm_cpu(mm, f)
+    }
+    fn shoot_lazies(&self, cpu: CpuId, cpus: &K::CpuMask, mm: K::Mm) {
+        self.k.shoot_lazies(cpu, cpus, mm);
+        self.checked.none_lazy_on(
+            cpus.iter(),
+            mm,
+            "after shoot_lazies returned (the kernel's IPI did not switch it off and call lazy_shot)",
+        );
+    }
+    fn serve_ipis(&self, cpu: CpuId) {
+        self.k.serve_ipis(cpu)
+    }
+    fn note_shared_rmw(&self, cpu: CpuId, n: usize) {
+        self.k.note_shared_rmw(cpu, n)
     }
 }
