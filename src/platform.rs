@@ -15,6 +15,13 @@
 //!   interrupt after the call began;
 //! * [`LocalTlb`] — flush this CPU's TLB entries of an address space.
 //!
+//! The library consumes them: [`crate::walk::WalkTracker::walk`] pins the
+//! CPU for a whole lockless walk through [`CurrentCpu`],
+//! [`crate::walk::WalkTracker::sync_pinned`] interrupts walkers through
+//! [`IpiSync`], and [`crate::tlb::tlbgen::LazyTlb::switch_mm`] does the local
+//! flush a switch's generation check asks for through [`LocalTlb`]
+//! (`tests/platform.rs`).
+//!
 //! The walker machine (`crate::check::model::walk`) implements [`IpiSync`] and
 //! syncs through [`crate::walk::WalkTracker::sync_pinned`]; the TLB machine
 //! (`crate::check::model::tlb`) implements [`LocalTlb`]. A kernel implements them

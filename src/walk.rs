@@ -185,6 +185,23 @@ impl<const N: usize> WalkTracker<N> {
         slot.store(0, Release);
     }
 
+    /// A whole lockless walk on the running CPU: pins it through the
+    /// platform (`local_irq_save()` + the CPU number), runs
+    /// [`begin`](Self::begin), `walk`, then [`end`](Self::end). The pin is
+    /// held across the walk, so the CPU cannot change under it.
+    pub fn walk<M: MmHandle, C: crate::platform::CurrentCpu, R>(
+        &self,
+        platform: &C,
+        mm: M,
+        walk: impl FnOnce() -> R,
+    ) -> R {
+        let pin = platform.pin();
+        self.begin(pin.cpu(), mm);
+        let r = walk();
+        self.end(pin.cpu());
+        r
+    }
+
     /// The CPUs walking `mm` now, to IPI and wait for before freeing a
     /// page-table page of `mm` that the caller already unlinked. Set into
     /// `out` (which the caller clears); `nr_cpus` bounds the scan.

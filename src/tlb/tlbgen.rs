@@ -325,6 +325,46 @@ impl<const N: usize> LazyTlb<N> {
         decide(gen.read())
     }
 
+    /// The whole of `switch_mm_irqs_off()` to the user mm `next` (with its
+    /// generation and cpumask) on the pinned CPU, with the platform's
+    /// hardware: [`switch_mm_begin`](Self::switch_mm_begin),
+    /// then `load` (the kernel's CR3 write), the local flush the generation
+    /// check asks for ([`LocalTlb::flush_local`](crate::platform::LocalTlb::flush_local)),
+    /// and [`switch_mm_end`](Self::switch_mm_end). Returns the generation the
+    /// CPU's context for `next` is flushed up to now (the caller keeps it as
+    /// its `local_gen`), or `local_gen` when nothing was flushed.
+    pub fn switch_mm<T, const W: usize>(
+        &self,
+        pin: &crate::platform::CpuPin<'_>,
+        tlb: &T,
+        (next, gen, cpumask): (T::Mm, &TlbGen, &AtomicCpuSet<W>),
+        local_gen: Option<u64>,
+        load: impl FnOnce(),
+    ) -> Option<u64>
+    where
+        T: crate::platform::LocalTlb,
+        T::Mm: MmHandle,
+    {
+        let cpu = pin.cpu();
+        let unlazy = self.loaded_word(cpu) == next.to_word();
+        let sw = self.switch_mm_begin(cpu, next, gen, cpumask, local_gen);
+        if !unlazy {
+            load();
+        }
+        let flushed = match sw {
+            Switch::Nothing => local_gen,
+            Switch::Keep { gen } => Some(local_gen.unwrap_or(gen).max(gen)),
+            Switch::Flush { gen } => {
+                tlb.flush_local(pin, next);
+                Some(gen)
+            }
+        };
+        if !unlazy {
+            self.switch_mm_end(cpu, Some(next));
+        }
+        flushed
+    }
+
     /// `switch_mm_irqs_off()` after the CR3 write: `loaded_mm = next`
     /// (`None`: the kernel's own mm).
     pub fn switch_mm_end<M: MmHandle>(&self, cpu: CpuId, next: Option<M>) {
