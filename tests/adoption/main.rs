@@ -1,4 +1,5 @@
-//! Adoption: an OS-shaped crate (`os.rs`) that uses lazymm only through its
+//! Adoption: an OS-shaped crate (`examples/adoption/os.rs`, shared with the
+//! `adoption` example) that uses lazymm only through its
 //! public API, with every scheme plugged in by a type parameter and the
 //! kernel kept in a `static` (`lazymm::lazymm_static!`) — the pattern the
 //! README gives kernel developers, compiled and run in every build:
@@ -13,6 +14,7 @@
 //! `spin_loop`, so the checkers see its wiring (mailboxes, waits, the
 //! cpumask) together with the scheme.
 
+#[path = "../../examples/adoption/os.rs"]
 mod os;
 
 use lazymm::check::sync::thread::{spawn, Arc};
