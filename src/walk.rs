@@ -119,7 +119,7 @@ impl<const N: usize> WalkTracker<N> {
     }
 
     /// The tracker with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(order: BeginOrder, bug: Bug) -> Self {
         let mut t = Self::new(order);
         t.bug = BugSwitch::on(bug);

@@ -6,7 +6,8 @@
 //! a loom or shuttle test that must fail with the oracle's message.
 //!
 //! The switches exist only in checker builds (`--cfg loom`,
-//! `--cfg lazymm_shuttle`) and with the test-only `bug-variants` feature. In
+//! `--cfg lazymm_shuttle`) and with the test-only `bug-variants` feature —
+//! one cfg, `lazymm_bugs`, that the build script sets for the three. In
 //! every other build a [`BugSwitch`] is a zero-sized type whose
 //! [`is`](BugSwitch::is) is the constant `false`, so the bad branches are
 //! compiled out of kernels and benchmarks.
@@ -16,7 +17,7 @@ use core::marker::PhantomData;
 /// One optional bug of type `B` (an enum of a protocol's `bug_` variants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BugSwitch<B: Copy + Eq> {
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     on: Option<B>,
     _bug: PhantomData<B>,
 }
@@ -31,14 +32,14 @@ impl<B: Copy + Eq> BugSwitch<B> {
     /// The correct protocol.
     pub const fn off() -> Self {
         Self {
-            #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+            #[cfg(lazymm_bugs)]
             on: None,
             _bug: PhantomData,
         }
     }
 
     /// The protocol with `bug` switched on (checker and `bug-variants` builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub const fn on(bug: B) -> Self {
         Self {
             on: Some(bug),
@@ -49,11 +50,11 @@ impl<B: Copy + Eq> BugSwitch<B> {
     /// Whether `bug` is switched on; the constant `false` in production builds.
     #[inline(always)]
     pub fn is(&self, bug: B) -> bool {
-        #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+        #[cfg(lazymm_bugs)]
         {
             self.on == Some(bug)
         }
-        #[cfg(not(any(loom, lazymm_shuttle, feature = "bug-variants")))]
+        #[cfg(not(lazymm_bugs))]
         {
             let _ = bug;
             false
@@ -62,11 +63,11 @@ impl<B: Copy + Eq> BugSwitch<B> {
 
     /// The bug that is on, if any.
     pub fn get(&self) -> Option<B> {
-        #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+        #[cfg(lazymm_bugs)]
         {
             self.on
         }
-        #[cfg(not(any(loom, lazymm_shuttle, feature = "bug-variants")))]
+        #[cfg(not(lazymm_bugs))]
         {
             None
         }

@@ -89,7 +89,7 @@ impl<const N: usize> Cached<N> {
     }
 
     /// The scheme with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         let mut s = Self::new();
         s.bug = BugSwitch::on(bug);

@@ -46,7 +46,7 @@ impl<const N: usize> HazardLazy<N> {
     }
 
     /// The scheme with a known bug of its domain switched on.
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         Self {
             domain: HazardDomain::with_bug(bug),

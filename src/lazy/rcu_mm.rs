@@ -101,7 +101,7 @@ impl<const N: usize> RcuMm<N> {
     }
 
     /// The scheme with a bug of its own switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         Self {
             rcu: Rcu::new(),
@@ -110,7 +110,7 @@ impl<const N: usize> RcuMm<N> {
     }
 
     /// The scheme over grace-period machinery with a bug switched on.
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_rcu_bug(bug: crate::reclaim::rcu::Bug) -> Self {
         Self {
             rcu: Rcu::with_bug(bug),

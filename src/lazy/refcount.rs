@@ -66,7 +66,7 @@ impl Refcount {
     }
 
     /// The scheme with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub const fn with_bug(bug: Bug) -> Self {
         Self {
             bug: BugSwitch::on(bug),

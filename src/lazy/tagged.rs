@@ -215,7 +215,7 @@ impl<const N: usize> Tagged<N> {
     }
 
     /// The algorithm with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(opts: Options, bug: Bug) -> Self {
         let mut s = Self::with_options(opts);
         s.bug = BugSwitch::on(bug);
@@ -381,20 +381,20 @@ impl<const N: usize> LazyMm for Tagged<N> {
 /// context switch. **Known bad** (see the module docs): compiled only into
 /// checker and `bug-variants` builds, as the `bug_rfc_v2_deposit_race`
 /// variant.
-#[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+#[cfg(lazymm_bugs)]
 pub struct TaggedV2<const N: usize> {
     lazy_mm: PerCpu<AtomicUsize, N>,
     to_drop: PerCpu<AtomicUsize, N>,
 }
 
-#[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+#[cfg(lazymm_bugs)]
 impl<const N: usize> Default for TaggedV2<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-#[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+#[cfg(lazymm_bugs)]
 impl<const N: usize> TaggedV2<N> {
     crate::const_fn! {
         /// Every CPU not lazy, nothing to drop.
@@ -422,7 +422,7 @@ impl<const N: usize> TaggedV2<N> {
     }
 }
 
-#[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+#[cfg(lazymm_bugs)]
 impl<const N: usize> LazyMm for TaggedV2<N> {
     const NAME: &'static str = "tagged-v2";
     const CPUS: usize = N;

@@ -128,7 +128,7 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
     }
 
     /// The domain with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         let mut d = Self::new();
         d.bug = BugSwitch::on(bug);

@@ -205,7 +205,7 @@ impl<const N: usize> Rcu<N> {
     }
 
     /// The machinery with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         let mut r = Self::new();
         r.bug = BugSwitch::on(bug);

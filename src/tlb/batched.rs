@@ -114,7 +114,7 @@ impl FlushBatched {
     }
 
     /// The word with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         let mut b = Self::new();
         b.bug = BugSwitch::on(bug);

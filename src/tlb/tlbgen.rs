@@ -217,7 +217,7 @@ impl<const N: usize> LazyTlb<N> {
     }
 
     /// The protocol with a known bug switched on (checker builds only).
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         let mut t = Self::new();
         t.bug = BugSwitch::on(bug);

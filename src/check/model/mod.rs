@@ -227,7 +227,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     }
 
     /// Switches on a known bug of the machine's own kernel code.
-    #[cfg(any(loom, lazymm_shuttle, feature = "bug-variants"))]
+    #[cfg(lazymm_bugs)]
     pub fn with_bug(mut self, bug: MachineBug) -> Self {
         self.bug = BugSwitch::on(bug);
         self
