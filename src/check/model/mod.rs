@@ -87,7 +87,7 @@ use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc};
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
 use crossbeam_utils::CachePadded;
-use report::{Events, Hook, HookStack};
+use report::{Event, Events, Hook, HookStack};
 use std::format;
 use std::vec::Vec;
 
@@ -434,14 +434,10 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         self.update(cpu, |s| s.loaded_mm = next);
         self.cpu(cpu).loaded.set(next.0 as usize);
         if let Some(i) = next.index() {
-            self.mms[i]
-                .events
-                .note(cpu, format_args!("loads it (from {prev})"));
+            self.mms[i].events.note(cpu, Event::Loads { from: prev });
         }
         if let Some(i) = prev.index() {
-            self.mms[i]
-                .events
-                .note(cpu, format_args!("loads {next} in its place"));
+            self.mms[i].events.note(cpu, Event::Replaced { next });
         }
         self.touch(cpu);
         if prev != MmId::INIT {
@@ -467,7 +463,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             s.lazy_enters += 1;
         });
         // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL; enter_lazy_tlb().
-        self.mm(mm).events.note(cpu, format_args!("exit_mm()"));
+        self.mm(mm).events.note(cpu, Event::ExitMm);
         self.hook(cpu, Hook::EnterLazy, Some(mm), || {
             self.scheme.mmgrab_lazy_tlb(self, cpu, mm)
         });
@@ -486,10 +482,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         // this task did happens before the teardown; acquire on the last one.
         let old = self.mm(mm).users.fetch_sub(1, AcqRel);
         self.count(cpu, |s| s.shared_rmws += 1);
-        let to = old.wrapping_sub(1) as isize;
-        self.mm(mm)
-            .events
-            .note(cpu, format_args!("mmput (mm_users {old} -> {to})"));
+        self.mm(mm).events.note(cpu, Event::Mmput { old });
         if old == 0 {
             self.fail(
                 Some(cpu),

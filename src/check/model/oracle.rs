@@ -4,7 +4,7 @@
 //! count against going negative, and each execution's end against leaks.
 //! A failure panics with the report of [`super::report`].
 
-use super::report::{Context, Hook};
+use super::report::{Context, Event, Hook};
 use super::{Ipi, Machine, MachineBug, MmId, MAX_CPUS};
 use crate::cpu::{CpuId, CpuSet};
 use crate::lazy::{Kernel, LazyMm};
@@ -14,7 +14,7 @@ use std::format;
 impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     pub(super) fn free_mm(&self, cpu: CpuId, mm: MmId) {
         let m = self.mm(mm);
-        m.events.note(cpu, format_args!("frees it"));
+        m.events.note(cpu, Event::Frees);
         if m.freed.add(1) != 0 {
             self.fail(Some(cpu), Some(mm), format!("double free of {mm} on {cpu}"));
         }
@@ -103,9 +103,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     /// `mmdrop_sched()`: `mm_count` reached 0 with interrupts off; the final
     /// drop waits for this CPU's next interrupts-enabled point.
     fn defer_final_drop(&self, cpu: CpuId, mm: MmId) {
-        self.mm(mm)
-            .events
-            .note(cpu, format_args!("defers its final drop (interrupts off)"));
+        self.mm(mm).events.note(cpu, Event::Deferred);
         self.count(cpu, |s| s.deferred_drops += 1);
         // SAFETY: only `cpu`'s own thread touches its deferred list, and no
         // reference escapes the closure.
@@ -153,7 +151,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         f: impl FnOnce() -> R,
     ) -> R {
         if let Some(i) = mm.and_then(MmId::index) {
-            self.mms[i].events.note(cpu, format_args!("{}", h.name()));
+            self.mms[i].events.note(cpu, Event::Hook(h));
         }
         let stack = &self.cpu(cpu).hooks;
         stack.push(h);
@@ -260,10 +258,7 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // atomic_inc(): unordered, the caller already holds a reference.
         let old = self.mm(mm).count.fetch_add(1, Relaxed);
         self.count(cpu, |s| s.shared_rmws += 1);
-        let to = old + 1;
-        self.mm(mm)
-            .events
-            .note(cpu, format_args!("mmgrab (mm_count {old} -> {to})"));
+        self.mm(mm).events.note(cpu, Event::Mmgrab { old });
         if old == 0 {
             self.fail(
                 Some(cpu),
@@ -279,10 +274,7 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // acquire on the last so the free happens after everyone's.
         let old = self.mm(mm).count.fetch_sub(1, AcqRel);
         self.count(cpu, |s| s.shared_rmws += 1);
-        let to = old.wrapping_sub(1) as isize;
-        self.mm(mm)
-            .events
-            .note(cpu, format_args!("mmdrop (mm_count {old} -> {to})"));
+        self.mm(mm).events.note(cpu, Event::Mmdrop { old });
         if old == 0 {
             self.fail(
                 Some(cpu),

@@ -10,6 +10,7 @@
 //! kept only under the checkers ([`crate::sync::CHECKED`]), so the real-thread
 //! runs of `examples/compare/` do not pay for it.
 
+use super::MmId;
 use crate::cpu::CpuId;
 use crate::sync::shadow::{Log, Shadow};
 use std::string::String;
@@ -122,8 +123,50 @@ impl HookStack {
     }
 }
 
+/// What happened to an mm, for its event log. Plain values: the text is
+/// made only when a report is printed, so a loom execution that passes pays
+/// a few words per event, not a string.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Event {
+    /// A scheme hook ran for the mm.
+    Hook(Hook),
+    /// The CPU loaded the mm in place of `from`.
+    Loads { from: MmId },
+    /// The CPU loaded `next` in place of the mm.
+    Replaced { next: MmId },
+    /// `exit_mm()` of the CPU's task of the mm.
+    ExitMm,
+    /// `mmput()`: `mm_users` went from `old`.
+    Mmput { old: usize },
+    /// `mmgrab()`: `mm_count` went from `old`.
+    Mmgrab { old: usize },
+    /// `mmdrop()`: `mm_count` went from `old`.
+    Mmdrop { old: usize },
+    /// `mmdrop_sched()`: the final drop waits for interrupts.
+    Deferred,
+    /// `__mmdrop()` frees it.
+    Frees,
+}
+
+impl core::fmt::Display for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let to = |old: usize| old as isize - 1;
+        match *self {
+            Event::Hook(h) => f.write_str(h.name()),
+            Event::Loads { from } => write!(f, "loads it (from {from})"),
+            Event::Replaced { next } => write!(f, "loads {next} in its place"),
+            Event::ExitMm => f.write_str("exit_mm()"),
+            Event::Mmput { old } => write!(f, "mmput (mm_users {old} -> {})", to(old)),
+            Event::Mmgrab { old } => write!(f, "mmgrab (mm_count {old} -> {})", old + 1),
+            Event::Mmdrop { old } => write!(f, "mmdrop (mm_count {old} -> {})", to(old)),
+            Event::Deferred => f.write_str("defers its final drop (interrupts off)"),
+            Event::Frees => f.write_str("frees it"),
+        }
+    }
+}
+
 /// One mm's recent events.
-pub(super) struct Events(Log<String>);
+pub(super) struct Events(Log<(CpuId, Event)>);
 
 impl Events {
     pub(super) fn new() -> Self {
@@ -131,9 +174,10 @@ impl Events {
     }
 
     /// Records `what` by `cpu` (only under the checkers).
-    pub(super) fn note(&self, cpu: CpuId, what: core::fmt::Arguments<'_>) {
+    #[inline]
+    pub(super) fn note(&self, cpu: CpuId, what: Event) {
         if crate::sync::CHECKED {
-            self.0.push(std::format!("{cpu} {what}"));
+            self.0.push((cpu, what));
         }
     }
 }
@@ -166,8 +210,8 @@ impl Context<'_> {
                 );
             } else {
                 let _ = write!(s, "\n  {mm}'s last {} events, oldest first:", ev.len());
-                for e in ev {
-                    let _ = write!(s, "\n    {e}");
+                for (cpu, e) in ev {
+                    let _ = write!(s, "\n    {cpu} {e}");
                 }
             }
         }
