@@ -90,8 +90,13 @@
 //! over the scheme, so picking one is a type parameter (or a cfg on a type
 //! alias). `examples/kernel/` is the same on several CPUs with IPIs.
 //!
+//! The kernel's own state uses the atomics of [`check::sync`] (core's in
+//! a plain build), as a kernel does for the state its loom build should see
+//! (`examples/adoption/`).
+//!
 //! ```
-//! use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+//! # if lazymm::check::sync::CHECKED { return; } // checker atomics live only inside a model
+//! use lazymm::check::sync::{AtomicBool, AtomicUsize, Ordering::*};
 //! use lazymm::cpu::{CpuId, CpuSet};
 //! use lazymm::lazy::{refcount::Refcount, shootdown::Shootdown, Kernel, LazyMm, MmHandle};
 //!

@@ -17,7 +17,7 @@ pub mod bugs;
 pub mod model;
 
 /// The atomics facade (re-exported from the crate's private atomics layer,
-/// the only file that names loom, shuttle or `core::sync::atomic`).
+/// the only file that names the checkers or `core`'s atomics).
 pub mod sync {
     pub use crate::sync::*;
 }

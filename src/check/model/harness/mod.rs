@@ -139,13 +139,13 @@ use super::{Machine, MachineBug};
 use crate::lazy::LazyMm;
 
 #[cfg(loom)]
-mod loom;
+mod exhaustive;
 #[cfg(loom)]
-pub use self::loom::*;
+pub use exhaustive::*;
 #[cfg(lazymm_shuttle)]
-mod shuttle;
+mod sampled;
 #[cfg(lazymm_shuttle)]
-pub use self::shuttle::*;
+pub use sampled::*;
 
 const A: MmId = MmId::new(0);
 const B: MmId = MmId::new(1);
