@@ -189,7 +189,7 @@
 //!
 //! | cfg | effect |
 //! |---|---|
-//! | `loom` | atomics from loom; `tests/loom` runs (`RUSTFLAGS="--cfg loom" cargo test --release`) |
+//! | `loom` | atomics from loom; `tests/loom` runs (`RUSTFLAGS="--cfg loom" cargo test`; the dev profile is optimised) |
 //! | `lazymm_shuttle` | atomics from shuttle; `tests/shuttle` runs |
 //!
 //! Both switch the `bug_` variants on. Use a separate `--target-dir` for each

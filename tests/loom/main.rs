@@ -1,6 +1,7 @@
 //! Exhaustive (bounded) loom models of every scheme on the simulated machine.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom`.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --test loom` (the dev profile
+//! is optimised; `--release` is as fast).
 //! `LOOM_MAX_PREEMPTIONS` overrides each model's recorded preemption bound
 //! (`ci/deep.sh` raises it). Each model prints its executions and time.
 #![cfg(loom)]
