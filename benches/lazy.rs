@@ -9,6 +9,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lazymm::check::sync::{AtomicUsize, Ordering::*};
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
 use lazymm::lazy::cached::Cached;
+#[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
+use lazymm::lazy::epoch_mm::EpochMm;
+#[cfg(all(feature = "haphazard", not(any(loom, lazymm_shuttle))))]
+use lazymm::lazy::haphazard::HaphazardLazy;
 use lazymm::lazy::hazard::HazardLazy;
 use lazymm::lazy::loaded::LoadedMm;
 use lazymm::lazy::rcu_mm::RcuMm;
@@ -252,6 +256,22 @@ fn round_trips(c: &mut Criterion, group: &str, other_mm: bool) {
         g.bench_with_input(BenchmarkId::new("rcu_mm", t), &t, |b, &t| {
             b.iter_custom(|n| scaled(t, n, Arc::new(RcuMm::<MAX_THREADS>::new()), other_mm))
         });
+        // The library backends, beside the schemes they mirror.
+        #[cfg(all(feature = "haphazard", not(any(loom, lazymm_shuttle))))]
+        g.bench_with_input(BenchmarkId::new("haphazard", t), &t, |b, &t| {
+            b.iter_custom(|n| {
+                scaled(
+                    t,
+                    n,
+                    Arc::new(HaphazardLazy::<MAX_THREADS>::new()),
+                    other_mm,
+                )
+            })
+        });
+        #[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
+        g.bench_with_input(BenchmarkId::new("epoch_mm", t), &t, |b, &t| {
+            b.iter_custom(|n| scaled(t, n, Arc::new(EpochMm::<MAX_THREADS>::new()), other_mm))
+        });
         if !other_mm {
             for (name, peer) in [
                 ("peer_crossbeam_epoch", Peer::Epoch),
@@ -380,6 +400,22 @@ fn per_cpu_scans<const N: usize>(
     g.bench_with_input(BenchmarkId::new("rcu_mm", N), &N, |b, _| {
         b.iter(|| r.final_drop(k, CpuId::new(0), black_box(Mm(1))))
     });
+    // The library backends: haphazard retires and reclaims (its scan reads
+    // every hazard record); crossbeam-epoch defers and pins-and-flushes.
+    #[cfg(all(feature = "haphazard", not(any(loom, lazymm_shuttle))))]
+    {
+        let hp: Box<HaphazardLazy<N>> = Box::new(HaphazardLazy::new());
+        g.bench_with_input(BenchmarkId::new("haphazard", N), &N, |b, _| {
+            b.iter(|| hp.final_drop(k, CpuId::new(0), black_box(Mm(1))))
+        });
+    }
+    #[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
+    {
+        let e: Box<EpochMm<N>> = Box::new(EpochMm::new());
+        g.bench_with_input(BenchmarkId::new("epoch_mm", N), &N, |b, _| {
+            b.iter(|| e.final_drop(k, CpuId::new(0), black_box(Mm(1))))
+        });
+    }
 }
 
 /// The peer's exit-to-free: `crossbeam-epoch` defers a destructor, then

@@ -13,3 +13,6 @@ LAZYMM_SHUTTLE_ITERS=$iters RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=ta
 echo "=== loom, every model at its recorded bound + $extra"
 LAZYMM_LOOM_EXTRA=$extra RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
   cargo test --release --test loom -- --nocapture --test-threads=1 "${@}" 2>&1 | grep -E 'loom |test result'
+echo "=== loom, epoch_mm on crossbeam-epoch's loom support, at its recorded bound + $extra"
+LAZYMM_LOOM_EXTRA=$extra RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target/loom-epoch \
+  cargo test --release --features epoch-loom --test loom epoch -- --nocapture --test-threads=1 2>&1 | grep -E 'loom |test result'

@@ -42,6 +42,6 @@ fi
 echo "=== $(rustc "+$toolchain" --version)"
 echo "=== cargo +$toolchain check --no-default-features (the kernel build)"
 CARGO_TARGET_DIR=$target_dir cargo "+$toolchain" check --no-default-features
-echo "=== cargo +$toolchain check (default features: std, model)"
+echo "=== cargo +$toolchain check (default features: std, model, epoch, haphazard)"
 CARGO_TARGET_DIR=$target_dir cargo "+$toolchain" check
 echo "=== MSRV $msrv: ok"

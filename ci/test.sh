@@ -40,13 +40,13 @@ RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle cargo clippy --
 step "cargo test (std build: unit tests, proptest of the machine, doc tests)"
 cargo test
 
-step "feature epoch: clippy and the crossbeam-epoch backend on real threads"
-cargo clippy --features epoch --all-targets -- -D warnings
-cargo test --features epoch --test epoch_mm
-
 step "loom: the users' command, RUSTFLAGS=\"--cfg loom\" cargo test --release"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run_summarized '(^|\.\.\. )loom |test result' \
   cargo test --release -- --nocapture --test-threads=1
+
+step "loom: epoch_mm through crossbeam-epoch's loom support (--cfg crossbeam_loom, feature epoch-loom)"
+RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target/loom-epoch run_summarized '(^|\.\.\. )loom |test result' \
+  cargo test --release --features epoch-loom --test loom epoch -- --nocapture --test-threads=1
 
 step "shuttle: 8 CPUs, 4 mms (LAZYMM_SHUTTLE_ITERS=${LAZYMM_SHUTTLE_ITERS:-1000} per scheduler)"
 RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle run_summarized '(^|\.\.\. )shuttle |test result' \

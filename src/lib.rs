@@ -19,7 +19,10 @@
 //!   reference), [`hazard`](lazy::hazard) (Desnoyers' hazard-pointer lazy
 //!   mm), [`loaded`](lazy::loaded) (Torvalds' "`loaded_mm` is the truth"),
 //!   [`rcu_mm`](lazy::rcu_mm) (RCU-deferred free, correct for idle CPUs);
-//!   [`checked`](lazy::checked) wraps any of them with the contract checked.
+//!   `haphazard` and `epoch_mm` are the hazard and RCU schemes on the
+//!   haphazard and crossbeam-epoch crates (std, default features, loom-checked
+//!   with the libraries' internals); [`checked`](lazy::checked) wraps any of
+//!   them with the contract checked.
 //! * [`tlb`] — TLB coherence: [`tlbgen`](tlb::tlbgen) (lazy TLB generations,
 //!   `freed_tables` and LDT IPIs), [`batched`](tlb::batched) (batched unmap
 //!   flushes and `flush_tlb_batched_pending()`).
@@ -180,7 +183,9 @@
 //! | `alloc` | via `std` | links `alloc`; no protocol allocates |
 //! | `model` | yes | the simulated machine (`check::model`) |
 //! | `bug-variants` | no | compiles the `bug_<what>` switches into plain builds, for tests; never in a kernel |
-//! | `epoch` | no | `epoch_mm`: RCU-deferred mm freeing on `crossbeam-epoch` (std only) |
+//! | `epoch` | yes | `lazy::epoch_mm`: RCU-deferred mm freeing on `crossbeam-epoch` (std only) |
+//! | `epoch-loom` | no | crossbeam-epoch's `loom` feature, for `RUSTFLAGS="--cfg loom --cfg crossbeam_loom"` |
+//! | `haphazard` | yes | `lazy::haphazard`: the hazard-pointer lazy mm on `haphazard` (std only) |
 //!
 //! A kernel depends on the crate with `default-features = false`: the
 //! library is then `#![no_std]`, allocation-free, and has no global state.

@@ -59,6 +59,8 @@ mod imp {
     pub mod thread {
         pub use loom::sync::{Arc, Condvar, Mutex};
         pub use loom::thread::{spawn, JoinHandle};
+        /// Per-thread storage: loom's, one per model thread and execution.
+        pub use loom::thread_local;
     }
 
     #[doc(hidden)]
@@ -86,6 +88,8 @@ mod imp {
     pub mod thread {
         pub use shuttle::sync::{Arc, Condvar, Mutex};
         pub use shuttle::thread::{spawn, JoinHandle};
+        /// Per-thread storage: shuttle's, one per task and execution.
+        pub use shuttle::thread_local;
     }
 
     #[doc(hidden)]
@@ -113,6 +117,8 @@ mod imp {
         extern crate std;
         pub use std::sync::{Arc, Condvar, Mutex};
         pub use std::thread::{spawn, JoinHandle};
+        /// Per-thread storage.
+        pub use std::thread_local;
     }
 }
 

@@ -12,7 +12,7 @@ fn random_workloads_pass_the_oracle() {
     for seed in 0..200 {
         let cpus = 2 + (seed as usize % 3);
         let scenario = Scenario::random(seed, cpus, 3, 16);
-        let m = Arc::new(Machine::new(EpochMm::new(), scenario));
+        let m = Arc::new(Machine::new(EpochMm::<4>::new(), scenario));
         Machine::run(&m);
         let s = m.stats();
         frees += s.frees;

@@ -3,14 +3,21 @@
 //! misuse — enter twice, leave twice, leave with the wrong mm, an
 //! out-of-range CPU, a final drop while a CPU is lazy on the mm, a CPU dead
 //! while lazy — into the same documented panic
-//! for every scheme (the table below, one test per scheme and misuse).
-#![cfg(not(any(loom, lazymm_shuttle)))]
+//! for every scheme, the library backends included (the table below, one test
+//! per scheme and misuse).
+#![cfg(all(
+    feature = "epoch",
+    feature = "haphazard",
+    not(any(loom, lazymm_shuttle))
+))]
 
 use lazymm::check::model::{Machine, MmId, Scenario};
 use lazymm::check::sync::thread::Arc;
 use lazymm::cpu::CpuId;
 use lazymm::lazy::cached::Cached;
 use lazymm::lazy::checked::Checked;
+use lazymm::lazy::epoch_mm::EpochMm;
+use lazymm::lazy::haphazard::HaphazardLazy;
 use lazymm::lazy::hazard::HazardLazy;
 use lazymm::lazy::loaded::LoadedMm;
 use lazymm::lazy::rcu_mm::RcuMm;
@@ -41,6 +48,8 @@ fn checked_schemes_raise_no_false_alarm() {
     run_checked(HazardLazy::<4>::new);
     run_checked(LoadedMm::<4>::new);
     run_checked(RcuMm::<4>::new);
+    run_checked(HaphazardLazy::<4>::new);
+    run_checked(EpochMm::<4>::new);
 }
 
 /// A 2-CPU machine with two mms, for calling the hooks by hand.
@@ -130,4 +139,6 @@ misuse_table! {
     hazard => HazardLazy::<2>::new(),
     loaded_mm => LoadedMm::<2>::new(),
     rcu_mm => RcuMm::<2>::new(),
+    haphazard => HaphazardLazy::<2>::new(),
+    epoch_mm => EpochMm::<2>::new(),
 }

@@ -463,8 +463,9 @@ impl MmField {
 struct Entry {
     name: &'static str,
     measure: fn(&Args) -> Measured,
-    /// Bytes per CPU slot: `size_of` at 2 slots minus at 1.
-    per_cpu_bytes: usize,
+    /// Bytes per CPU slot: `size_of` at 2 slots minus at 1; `None` for
+    /// the library backends, whose per-CPU state is on the heap.
+    per_cpu_bytes: Option<usize>,
     mm_fields: &'static [MmField],
 }
 
@@ -478,15 +479,34 @@ impl Entry {
         Entry {
             name: S::NAME,
             measure: measure::<S>,
-            per_cpu_bytes: size_of::<B>() - size_of::<A>(),
+            per_cpu_bytes: Some(size_of::<B>() - size_of::<A>()),
+            mm_fields,
+        }
+    }
+
+    /// A library backend (haphazard, crossbeam-epoch): per-CPU state on
+    /// the heap, not in `size_of`.
+    #[allow(dead_code)] // unused in checker builds, where the backends are not built
+    fn heap<S>(mm_fields: &'static [MmField]) -> Self
+    where
+        S: LazyMm + Default + Send + Sync + 'static,
+    {
+        Entry {
+            name: S::NAME,
+            measure: measure::<S>,
+            per_cpu_bytes: None,
             mm_fields,
         }
     }
 }
 
-fn entries<const C: usize>() -> [Entry; 7] {
+/// The crate's schemes, then the library backends beside the schemes they
+/// mirror (haphazard beside hazard, crossbeam-epoch beside rcu_mm) where
+/// the features are on (default) and the build is not a checker's.
+fn entries<const C: usize>() -> Vec<Entry> {
     use MmField::*;
-    [
+    #[allow(unused_mut)]
+    let mut v = vec![
         Entry::new::<Refcount, Refcount, Refcount>(&[Count]),
         Entry::new::<Shootdown, Shootdown, Shootdown>(&[Cpumask]),
         Entry::new::<Tagged<C>, Tagged<1>, Tagged<2>>(&[Count, Cpumask]),
@@ -494,7 +514,14 @@ fn entries<const C: usize>() -> [Entry; 7] {
         Entry::new::<HazardLazy<C>, HazardLazy<1>, HazardLazy<2>>(&[]),
         Entry::new::<LoadedMm<C>, LoadedMm<1>, LoadedMm<2>>(&[]),
         Entry::new::<RcuMm<C>, RcuMm<1>, RcuMm<2>>(&[Cpumask]),
-    ]
+    ];
+    #[cfg(all(feature = "haphazard", not(any(loom, lazymm_shuttle))))]
+    v.push(Entry::heap::<lazymm::lazy::haphazard::HaphazardLazy<C>>(&[]));
+    #[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
+    v.push(Entry::heap::<lazymm::lazy::epoch_mm::EpochMm<C>>(&[
+        Cpumask,
+    ]));
+    v
 }
 
 macro_rules! slot_choices {
@@ -503,7 +530,7 @@ macro_rules! slot_choices {
         const SLOT_CHOICES: &[usize] = &[$($n),*];
 
         /// The schemes at `slots` CPU slots (one of [`SLOT_CHOICES`]).
-        fn schemes(slots: usize) -> [Entry; 7] {
+        fn schemes(slots: usize) -> Vec<Entry> {
             match slots {
                 $($n => entries::<$n>(),)*
                 _ => unreachable!("slot count {slots} is not a slot choice"),
@@ -517,7 +544,7 @@ slot_choices!(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024);
 /// A scheme's results and memory.
 struct Row {
     m: Measured,
-    per_cpu_bytes: usize,
+    per_cpu_bytes: Option<usize>,
     per_mm_bytes: usize,
 }
 

@@ -13,39 +13,152 @@
 //!   [`EpochMm::FLUSHES`] pin-and-flush rounds the final drop sends the
 //!   shoot-lazy IPI to the mm's cpumask (which unpins the lazy CPUs of this
 //!   mm) and frees once every CPU has acknowledged — as shootdown does.
+//!   ([`EpochMm::with_flushes`] sets the rounds; the loom models use 1.)
 //!
-//! The guards live in a thread-local (a crossbeam-epoch guard is neither
-//! `Send` nor `Sync`): each CPU is one thread, as in the simulated machine
-//! and in `examples/kernel/`. Not model-checked — crossbeam-epoch's
-//! atomics are not loom's — but run on real threads against the machine's
-//! oracle (`tests/epoch_mm.rs`). A `no_std` kernel uses [`crate::lazy::rcu_mm`].
+//! Each scheme owns its own `crossbeam_epoch::Collector` (not the global
+//! one: two machines, or two loom executions, never share grace periods)
+//! and one registered `LocalHandle` per CPU, created on the CPU's first
+//! hook. A handle and its guard are neither `Send` nor `Sync`; each CPU's
+//! pair is used under a `busy` flag (a hook runs on the CPU it names; the
+//! flag turns a violation into a panic).
+//!
+//! # Checked by loom, through crossbeam-epoch's own loom support
+//!
+//! crossbeam-epoch 0.9 switches its atomics (and crossbeam-utils') to
+//! loom's under `--cfg crossbeam_loom` with its `loom` feature, which this
+//! crate's `epoch-loom` feature turns on:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom --cfg crossbeam_loom" cargo test --features epoch-loom --test loom epoch
+//! ```
+//!
+//! runs this scheme *and crossbeam-epoch's internals* (pinning, bags,
+//! the global queue, epoch advance) through the shared machine scenarios
+//! (`tests/loom/epoch.rs`), with a collector per execution. What that does
+//! not cover: crossbeam's `default_collector()` (not used here), the
+//! thread-local handles of `crossbeam_epoch::pin()` (not used here), and
+//! more than loom's four threads. The idle problem shows on it as on
+//! [`crate::lazy::rcu_mm`]: `bug_idle_is_quiescent` (a lazy CPU holds no
+//! pin, as if idle were quiescent) is rejected with "use-after-free of
+//! mm". Under shuttle crossbeam keeps `std` atomics, which shuttle does not
+//! schedule, so the scheme is not built there; the std build runs it on
+//! real threads against the oracle (`tests/epoch_mm.rs`). A `no_std` kernel
+//! uses [`crate::lazy::rcu_mm`]: crossbeam-epoch allocates (bags, the
+//! deferred closure) and its collector is not `const`.
 
+use crate::check::bugs::BugSwitch;
 use crate::cpu::CpuId;
 use crate::lazy::{Kernel, LazyMm};
-use crate::sync::{AtomicBool, Ordering};
-use core::cell::RefCell;
+use crate::sync::{AtomicBool, Ordering::*};
+use core::cell::UnsafeCell;
+use crossbeam_epoch::{Collector, Guard, LocalHandle};
+use crossbeam_utils::CachePadded;
+use std::boxed::Box;
 use std::sync::Arc;
 
-std::thread_local! {
-    /// This CPU's guard while it is lazy.
-    static LAZY_GUARD: RefCell<Option<crossbeam_epoch::Guard>> = const { RefCell::new(None) };
+/// Known-bad variants of the scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// A lazy CPU holds no pin: idle counts as quiescent (van Riel's
+    /// objection to the naive RCU free).
+    IdleIsQuiescent,
 }
 
-/// RCU-deferred mm freeing on crossbeam-epoch, with a bounded wait.
-#[derive(Debug, Default)]
-pub struct EpochMm;
+/// One CPU's registration and, while it is lazy, its guard.
+struct Slot {
+    busy: AtomicBool,
+    // Dropped before `handle`: a guard points into the handle's record.
+    guard: UnsafeCell<Option<Guard>>,
+    handle: UnsafeCell<Option<LocalHandle>>,
+}
 
-impl EpochMm {
+/// RCU-deferred mm freeing on crossbeam-epoch, with a bounded wait, on `N`
+/// CPUs.
+pub struct EpochMm<const N: usize> {
+    // Dropped before `collector` (whose last handle then frees it).
+    // One cache line each: CPUs touch only their own slot on the hot path.
+    slots: Box<[CachePadded<Slot>]>,
+    collector: Collector,
+    flushes: usize,
+    bug: BugSwitch<Bug>,
+}
+
+// SAFETY: the non-`Send`/`Sync` parts are the per-CPU handles and guards,
+// each used only under its slot's `busy` flag (acquire on take, release on
+// give back), so one thread at a time touches them; crossbeam's collector
+// is `Send + Sync`.
+unsafe impl<const N: usize> Sync for EpochMm<N> {}
+// SAFETY: as above.
+unsafe impl<const N: usize> Send for EpochMm<N> {}
+
+impl<const N: usize> Default for EpochMm<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> EpochMm<N> {
     /// Pin-and-flush rounds the final drop tries before it IPIs.
     pub const FLUSHES: usize = 8;
 
-    /// The scheme.
-    pub const fn new() -> Self {
-        Self
+    /// The scheme: its own collector, no CPU lazy.
+    pub fn new() -> Self {
+        Self::with_flushes(Self::FLUSHES)
     }
 
-    fn unpin(cpu: CpuId) {
-        let g = LAZY_GUARD.with(|g| g.borrow_mut().take());
+    /// The scheme with `flushes` pin-and-flush rounds before the IPI.
+    pub fn with_flushes(flushes: usize) -> Self {
+        Self::build(flushes, BugSwitch::off())
+    }
+
+    /// The scheme with a bug switched on (checker builds only).
+    #[cfg(lazymm_bugs)]
+    pub fn with_bug(flushes: usize, bug: Bug) -> Self {
+        Self::build(flushes, BugSwitch::on(bug))
+    }
+
+    fn build(flushes: usize, bug: BugSwitch<Bug>) -> Self {
+        let slots = (0..N)
+            .map(|_| {
+                CachePadded::new(Slot {
+                    busy: AtomicBool::new(false),
+                    guard: UnsafeCell::new(None),
+                    handle: UnsafeCell::new(None),
+                })
+            })
+            .collect();
+        Self {
+            slots,
+            collector: Collector::new(),
+            flushes,
+            bug,
+        }
+    }
+
+    /// Runs `f` on `cpu`'s handle (registered on first use) and guard slot.
+    fn with_cpu<R>(&self, cpu: CpuId, f: impl FnOnce(&LocalHandle, &mut Option<Guard>) -> R) -> R {
+        let s = &self.slots[cpu.index()];
+        // Acquire: pairs with the release below of the slot's last user.
+        if s.busy.swap(true, Acquire) {
+            panic!("lazymm: epoch_mm: {cpu}'s epoch handle used from two threads at once");
+        }
+        // SAFETY: `busy` is ours until the release below: these are the
+        // only references to the slot's handle and guard.
+        let (handle, guard) = unsafe { (&mut *s.handle.get(), &mut *s.guard.get()) };
+        let r = f(
+            handle.get_or_insert_with(|| self.collector.register()),
+            guard,
+        );
+        // Release: pairs with the next user's acquire swap.
+        s.busy.store(false, Release);
+        r
+    }
+
+    fn unpin(&self, cpu: CpuId) {
+        if self.bug.is(Bug::IdleIsQuiescent) {
+            return;
+        }
+        let g = self.with_cpu(cpu, |_, g| g.take());
         assert!(
             g.is_some(),
             "lazymm: {cpu} ends a lazy use it does not have"
@@ -53,40 +166,45 @@ impl EpochMm {
     }
 }
 
-impl LazyMm for EpochMm {
+impl<const N: usize> LazyMm for EpochMm<N> {
     const NAME: &'static str = "epoch_mm";
+    const CPUS: usize = N;
 
     fn mmgrab_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
-        crate::lazy::check_sizes::<K, { usize::MAX }>();
-        LAZY_GUARD.with(|g| {
-            let mut g = g.borrow_mut();
+        crate::lazy::check_sizes::<K, N>();
+        if self.bug.is(Bug::IdleIsQuiescent) {
+            return;
+        }
+        self.with_cpu(cpu, |h, g| {
             assert!(
                 g.is_none(),
                 "lazymm: mmgrab_lazy_tlb on {cpu}, which is already lazy"
             );
-            *g = Some(crossbeam_epoch::pin());
+            *g = Some(h.pin());
         });
     }
 
     fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm, _next: Option<K::Mm>) {
-        Self::unpin(cpu);
+        self.unpin(cpu);
     }
 
     fn lazy_shot<K: Kernel>(&self, _k: &K, cpu: CpuId, _mm: K::Mm) {
-        Self::unpin(cpu);
+        self.unpin(cpu);
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
-        crate::lazy::check_sizes::<K, { usize::MAX }>();
+        crate::lazy::check_sizes::<K, N>();
         let passed = Arc::new(AtomicBool::new(false));
         let p = passed.clone();
-        // Release: the destructor runs after every guard pinned now is
-        // gone; the flag's acquire load below orders their lazy uses
-        // before the free.
-        crossbeam_epoch::pin().defer(move || p.store(true, Ordering::Release));
-        for _ in 0..Self::FLUSHES {
-            crossbeam_epoch::pin().flush();
-            if passed.load(Ordering::Acquire) {
+        self.with_cpu(cpu, |h, _| {
+            // Release: the closure runs after every guard pinned now is
+            // gone; pairs with the acquire load below, which orders their
+            // lazy uses before the free.
+            h.pin().defer(move || p.store(true, Release));
+        });
+        for _ in 0..self.flushes {
+            self.with_cpu(cpu, |h, _| h.pin().flush());
+            if passed.load(Acquire) {
                 return;
             }
             k.serve_ipis(cpu);
@@ -94,5 +212,14 @@ impl LazyMm for EpochMm {
         // Bounded wait: switch the CPUs still lazy on `mm` away.
         let cpus = k.mm_cpumask(mm);
         k.shoot_lazies(cpu, &cpus, mm);
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for EpochMm<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EpochMm")
+            .field("cpus", &N)
+            .field("flushes", &self.flushes)
+            .finish()
     }
 }

@@ -77,8 +77,14 @@
 pub mod cached;
 pub mod checked;
 pub mod deferred;
-#[cfg(all(feature = "epoch", not(any(loom, lazymm_shuttle))))]
+#[cfg(all(
+    feature = "epoch",
+    not(lazymm_shuttle),
+    any(not(loom), all(loom, crossbeam_loom))
+))]
 pub mod epoch_mm;
+#[cfg(all(feature = "haphazard", not(lazymm_shuttle)))]
+pub mod haphazard;
 pub mod hazard;
 pub mod loaded;
 pub mod rcu_mm;

@@ -10,7 +10,11 @@
 mod common;
 mod cached;
 mod deferred;
+#[cfg(all(feature = "epoch", crossbeam_loom))]
+mod epoch;
 mod external;
+#[cfg(feature = "haphazard")]
+mod haphazard;
 mod hazard;
 mod litmus;
 mod loaded;

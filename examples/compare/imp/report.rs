@@ -128,13 +128,14 @@ pub(super) fn table(rows: &[Row]) {
             m.exit_rmw,
             m.exit_ipis,
             m.mix_ns,
-            r.per_cpu_bytes,
+            r.per_cpu_bytes.map_or("heap".into(), |b| b.to_string()),
             r.per_mm_bytes
         );
     }
     println!(
         "\n(vs ref: ns per same-mm round trip relative to refcount, the upstream default;\n \
-         B/CPU: size_of the scheme at 2 CPU slots minus at 1; B/mm: size_of the mm fields\n \
+         B/CPU: size_of the scheme at 2 CPU slots minus at 1 (heap: a library backend whose\n \
+         per-CPU records are allocated); B/mm: size_of the mm fields\n \
          the scheme's hooks touch, mm_count and/or the cpumask at the run's CPU slots)"
     );
 }
@@ -223,7 +224,7 @@ pub(super) fn write_csv(dir: &Path, a: &Args, rows: &[Row]) {
                 p.ns,
                 p.rmws,
                 rest,
-                r.per_cpu_bytes,
+                r.per_cpu_bytes.map_or(String::new(), |b| b.to_string()),
                 r.per_mm_bytes,
                 m.scheme_bytes
             );
