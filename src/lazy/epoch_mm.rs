@@ -42,7 +42,7 @@
 //! pin, as if idle were quiescent) is rejected with "use-after-free of
 //! mm". Under shuttle crossbeam keeps `std` atomics, which shuttle does not
 //! schedule, so the scheme is not built there; the std build runs it on
-//! real threads against the oracle (`tests/epoch_mm.rs`). A `no_std` kernel
+//! real threads against the oracle (`tests/backends.rs`). A `no_std` kernel
 //! uses [`crate::lazy::rcu_mm`]: crossbeam-epoch allocates (bags, the
 //! deferred closure) and its collector is not `const`.
 

@@ -41,7 +41,7 @@
 //! `fence(SeqCst)`. Under shuttle haphazard keeps `std` atomics, which
 //! shuttle does not schedule, so the scheme is not run under shuttle; the
 //! std build runs it on real threads against the oracle
-//! (`tests/haphazard.rs`).
+//! (`tests/backends.rs`).
 //!
 //! # Why a kernel still takes [`crate::lazy::hazard`]
 //!
