@@ -69,4 +69,7 @@ else
   echo "SKIP: the x86_64-unknown-none target is not installed and 'rustup target add' failed (offline?)"
 fi
 
+step "QEMU kernel: boot kernels/qemu on qemu-system-x86_64 -smp 4 (ci/qemu.sh)"
+ci/qemu.sh
+
 step "all passed"

@@ -1,0 +1,31 @@
+//! A small x86_64 kernel that boots on `qemu-system-x86_64` and uses lazymm
+//! through its public API only, as an outside OS would.
+//!
+//! Layout: `boot.rs` (PVH entry to long mode) and `hw.rs` (serial, exit)
+//! are hardware plumbing; `wiring.rs` is the lazymm part an OS developer
+//! reads. See README.md for the boot route and the plan.
+#![no_std]
+#![no_main]
+
+mod boot;
+mod hw;
+mod wiring;
+
+use hw::Exit;
+
+/// The 64-bit entry, called by `boot.rs` on the boot CPU.
+#[no_mangle]
+extern "C" fn kmain() -> ! {
+    hw::serial_init();
+    kprintln!("lazymm-qemu: boot CPU in long mode");
+    let ok = wiring::run();
+    kprintln!("{}", if ok { "PASS" } else { "FAIL" });
+    hw::exit(if ok { Exit::Success } else { Exit::Failure })
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    kprintln!("lazymm-qemu: PANIC: {info}");
+    kprintln!("FAIL");
+    hw::exit(Exit::Failure)
+}
