@@ -1,7 +1,10 @@
-//! Hardware plumbing: the serial console and QEMU's exit device.
+//! Hardware plumbing: the serial console, QEMU's exit device, the local
+//! APIC.
 
 use core::fmt::{self, Write};
+use spin::Mutex;
 use uart_16550::{Config, Uart16550};
+use x2apic::lapic::{xapic_base, LocalApic, LocalApicBuilder};
 use x86_64::instructions::port::Port;
 
 /// COM1.
@@ -27,6 +30,9 @@ pub fn serial_init() {
     uart.init(Config::default()).expect("COM1 init");
 }
 
+/// One CPU prints at a time.
+static CONSOLE: Mutex<()> = Mutex::new(());
+
 struct Console;
 
 impl Write for Console {
@@ -41,7 +47,55 @@ impl Write for Console {
 
 /// Writes to the serial console.
 pub fn print(args: fmt::Arguments<'_>) {
+    let _guard = CONSOLE.lock();
     let _ = Console.write_fmt(args);
+}
+
+/// Vectors of the local APIC's own interrupts (the timer stays off).
+const TIMER_VECTOR: usize = 0x30;
+const ERROR_VECTOR: usize = 0x31;
+const SPURIOUS_VECTOR: usize = 0xFF;
+
+/// A handle to the running CPU's local APIC (xAPIC MMIO at the base
+/// `IA32_APIC_BASE` names, identity-mapped; x2APIC MSRs where the CPU has
+/// them). The handle is `!Send`: it reaches the APIC of the CPU it runs on.
+fn lapic() -> LocalApic {
+    LocalApicBuilder::new()
+        .timer_vector(TIMER_VECTOR)
+        .error_vector(ERROR_VECTOR)
+        .spurious_vector(SPURIOUS_VECTOR)
+        // SAFETY: reading IA32_APIC_BASE has no side effect.
+        .set_xapic_base(unsafe { xapic_base() })
+        .build()
+        .expect("local APIC")
+}
+
+/// Enables this CPU's local APIC (its timer off). Once per CPU.
+pub fn lapic_init() {
+    let mut apic = lapic();
+    // SAFETY: the APIC's registers are mapped (first 4 GiB identity) and
+    // this CPU owns its APIC.
+    unsafe {
+        apic.enable();
+        apic.disable_timer();
+    }
+}
+
+/// Runs `f` with this CPU's local APIC (enabled by [`lapic_init`]).
+pub fn lapic_with<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
+    f(&mut lapic())
+}
+
+/// This CPU's local APIC id.
+pub fn apic_id() -> u32 {
+    // SAFETY: a read of this CPU's own APIC id register.
+    let raw = lapic_with(|a| unsafe { a.id() });
+    // xAPIC keeps the id in bits 24..32 of the register; x2APIC in all 32.
+    if raw > 0xFF {
+        raw >> 24
+    } else {
+        raw
+    }
 }
 
 /// Ends the QEMU run with `code`.

@@ -9,6 +9,7 @@
 
 mod boot;
 mod hw;
+mod smp;
 mod wiring;
 
 use hw::Exit;
@@ -18,7 +19,10 @@ use hw::Exit;
 extern "C" fn kmain() -> ! {
     hw::serial_init();
     kprintln!("lazymm-qemu: boot CPU in long mode");
-    let ok = wiring::run();
+    hw::lapic_init();
+    let up = smp::start_aps(wiring::NR_CPUS);
+    kprintln!("lazymm-qemu: {up} of {} CPUs up", wiring::NR_CPUS);
+    let ok = up == wiring::NR_CPUS && wiring::run();
     kprintln!("{}", if ok { "PASS" } else { "FAIL" });
     hw::exit(if ok { Exit::Success } else { Exit::Failure })
 }
