@@ -33,16 +33,18 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; 
   fi
 fi
 
-echo "=== kernel: fmt, clippy, build (x86_64-unknown-none)"
-(cd "$kdir" && cargo fmt --check && cargo clippy --release -- -D warnings && cargo build --release)
+echo "=== kernel: fmt, clippy, build (x86_64-unknown-none), and the bug-variants build"
+(cd "$kdir" && cargo fmt --check && cargo clippy --release -- -D warnings && cargo build --release &&
+  CARGO_TARGET_DIR=$CARGO_TARGET_DIR-bugs cargo build --release --features bug-variants)
 kernel=$CARGO_TARGET_DIR/x86_64-unknown-none/release/lazymm-qemu-kernel
+bug_kernel=$CARGO_TARGET_DIR-bugs/x86_64-unknown-none/release/lazymm-qemu-kernel
 
-# boot KERNEL LOG: runs QEMU, prints the serial log, sets $status.
+# boot KERNEL LOG [CMDLINE]: runs QEMU, prints the serial log, sets $status.
 boot() {
   status=0
   timeout "$timeout_s" qemu-system-x86_64 -machine q35 -cpu qemu64 -smp 4 -m 256M \
     -display none -no-reboot -serial "file:$2" \
-    -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$1" || status=$?
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$1" -append "${3:-}" || status=$?
   cat "$2"
 }
 
@@ -57,3 +59,28 @@ if [ "$status" -ne 33 ] || [ "$(tail -n 1 "$log")" != PASS ]; then
   exit 1
 fi
 echo "=== QEMU kernel: PASS"
+
+# expect_caught BUG CHECK: boots the bug-variants kernel with `bug=BUG`; the
+# run must fail (status 35, last line FAIL) with "CHECK FIRED: CHECK". The
+# races are real, so a run that misses gets two more tries (each counted).
+expect_caught() {
+  local bug=$1 check=$2 try
+  for try in 1 2 3; do
+    echo "=== bug variant $bug, try $try: must FAIL with 'CHECK FIRED: $check'"
+    boot "$bug_kernel" "$log" "bug=$bug" >/dev/null
+    grep -E "CHECK FIRED|FAULT|PANIC|PASS|FAIL|bug variant" "$log" || true
+    if [ "$status" -eq 35 ] && grep -q "CHECK FIRED: $check" "$log"; then
+      echo "=== bug variant $bug: caught on try $try"
+      return 0
+    fi
+    if [ "$status" -ne 33 ]; then
+      echo "FAILED: bug variant $bug ended with status $status but not with the expected check"
+      exit 1
+    fi
+  done
+  echo "FAILED: bug variant $bug passed 3 runs: the check cannot see it"
+  exit 1
+}
+
+expect_caught walk_skip_sync "walk:"
+echo "=== QEMU: every bug variant caught"

@@ -3,7 +3,7 @@
 //!
 //! QEMU's `-kernel` loads an ELF that carries a Xen `PHYS32_ENTRY` note and
 //! jumps to that address with a flat 32-bit code segment, paging off, and
-//! `%ebx` pointing at the `hvm_start_info` (unused here). The stub below
+//! `%ebx` pointing at the `hvm_start_info` (kept for [`cmdline`]). The stub below
 //! builds identity page tables for the first 4 GiB (2 MiB pages; the local
 //! APIC sits at 0xFEE0_0000), enables PAE and `EFER.LME`, turns paging on,
 //! loads a 64-bit GDT and far-jumps to long mode.
@@ -24,6 +24,7 @@ core::arch::global_asm!(
 pvh_start:
     cli
     cld
+    mov %ebx, boot_start_info
     mov $boot_stack_top, %esp
 
     /* 2048 PD entries: 4 GiB in 2 MiB pages (present, writable, PS). */
@@ -95,6 +96,11 @@ boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
     .long boot_gdt
 
+    .section .data
+    .p2align 3
+    .global boot_start_info
+boot_start_info: .quad 0
+
     .section .bss
     .p2align 12
     .global boot_pml4
@@ -107,3 +113,30 @@ boot_stack_top:
     "#,
     options(att_syntax)
 );
+
+extern "C" {
+    /// The `hvm_start_info` address QEMU passed in `%ebx`.
+    static boot_start_info: u64;
+}
+
+/// The kernel command line (QEMU's `-append`), or "" without one.
+pub fn cmdline() -> &'static str {
+    // SAFETY: written once by the boot stub before any Rust code runs.
+    let info = unsafe { boot_start_info } as usize;
+    if info == 0 {
+        return "";
+    }
+    // SAFETY: PVH's `hvm_start_info` (identity-mapped, below 4 GiB):
+    // magic at 0, `cmdline_paddr` (u64) at offset 24; QEMU writes a
+    // NUL-terminated string there that lives as long as the machine.
+    unsafe {
+        if *(info as *const u32) != 0x336e_c578 {
+            return "";
+        }
+        let p = *((info + 24) as *const u64) as *const core::ffi::c_char;
+        if p.is_null() {
+            return "";
+        }
+        core::ffi::CStr::from_ptr(p).to_str().unwrap_or("")
+    }
+}

@@ -70,6 +70,17 @@ fn lapic() -> LocalApic {
         .expect("local APIC")
 }
 
+/// Masks every line of the legacy 8259 PICs (the firmware left the PIT's
+/// IRQ 0 at vector 8, where it would look like a double fault): this
+/// kernel takes interrupts from the local APIC only.
+pub fn mask_legacy_pic() {
+    // SAFETY: the 8259s' data ports; writing 0xFF masks all their lines.
+    unsafe {
+        Port::<u8>::new(0x21).write(0xFF);
+        Port::<u8>::new(0xA1).write(0xFF);
+    }
+}
+
 /// Enables this CPU's local APIC (its timer off). Once per CPU.
 pub fn lapic_init() {
     let mut apic = lapic();
@@ -86,10 +97,16 @@ pub fn lapic_with<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
     f(&mut lapic())
 }
 
+/// This CPU's APIC id register as the ICR wants it for a destination
+/// (xAPIC: the id in bits 24..32; x2APIC: the whole 32-bit id).
+pub fn apic_raw_id() -> u32 {
+    // SAFETY: a read of this CPU's own APIC id register.
+    lapic_with(|a| unsafe { a.id() })
+}
+
 /// This CPU's local APIC id.
 pub fn apic_id() -> u32 {
-    // SAFETY: a read of this CPU's own APIC id register.
-    let raw = lapic_with(|a| unsafe { a.id() });
+    let raw = apic_raw_id();
     // xAPIC keeps the id in bits 24..32 of the register; x2APIC in all 32.
     if raw > 0xFF {
         raw >> 24

@@ -9,7 +9,10 @@
 
 mod boot;
 mod hw;
+mod idt;
+mod ipi;
 mod smp;
+mod torture;
 mod wiring;
 
 use hw::Exit;
@@ -19,10 +22,11 @@ use hw::Exit;
 extern "C" fn kmain() -> ! {
     hw::serial_init();
     kprintln!("lazymm-qemu: boot CPU in long mode");
-    hw::lapic_init();
+    smp::init_boot_cpu();
     let up = smp::start_aps(wiring::NR_CPUS);
     kprintln!("lazymm-qemu: {up} of {} CPUs up", wiring::NR_CPUS);
-    let ok = up == wiring::NR_CPUS && wiring::run();
+    wiring::describe_schemes();
+    let ok = up == wiring::NR_CPUS && torture::walk::run();
     kprintln!("{}", if ok { "PASS" } else { "FAIL" });
     hw::exit(if ok { Exit::Success } else { Exit::Failure })
 }

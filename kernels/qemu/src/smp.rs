@@ -12,7 +12,7 @@
 
 use crate::hw;
 use crate::kprintln;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Where the trampoline runs (page 8: SIPI vector 0x08).
 const TRAMPOLINE: usize = 0x8000;
@@ -112,6 +112,88 @@ extern "C" {
 /// CPUs that reached [`ap_main`] (the boot CPU counts itself).
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
 
+/// Each CPU index's APIC id register value (the ICR destination), or
+/// `u32::MAX` before the CPU registered.
+#[allow(clippy::declare_interior_mutable_const)] // an array initialiser
+const NO_ID: AtomicU32 = AtomicU32::new(u32::MAX);
+static APIC_IDS: [AtomicU32; MAX_CPUS] = [NO_ID; MAX_CPUS];
+
+/// Records the running CPU as `index`: its IDT is loaded and its APIC on.
+fn register(index: usize) {
+    // Release: pairs with `this_cpu`/`apic_dest`'s acquire loads.
+    APIC_IDS[index].store(hw::apic_raw_id(), Ordering::Release);
+}
+
+/// The running CPU's index.
+pub fn this_cpu() -> usize {
+    let id = hw::apic_raw_id();
+    APIC_IDS
+        .iter()
+        .position(|a| a.load(Ordering::Acquire) == id)
+        .expect("this CPU registered")
+}
+
+/// The ICR destination of CPU `index`.
+pub fn apic_dest(index: usize) -> u32 {
+    let id = APIC_IDS[index].load(Ordering::Acquire);
+    assert_ne!(id, u32::MAX, "cpu{index} is not up");
+    id
+}
+
+/// The task the APs run next (a `fn(usize)` as a word), its generation,
+/// and how many APs finished the current one.
+static TASK: AtomicUsize = AtomicUsize::new(0);
+static TASK_GEN: AtomicUsize = AtomicUsize::new(0);
+static TASK_DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// Starts `task(index)` on every AP (`1..cpus`) and returns at once; the
+/// APs halt between tasks, so an empty IPI wakes them.
+pub fn start_on_aps(cpus: usize, task: fn(usize)) {
+    TASK_DONE.store(0, Ordering::Relaxed);
+    TASK.store(task as usize, Ordering::Relaxed);
+    // Release: pairs with the APs' acquire load of the generation; the
+    // task word is published with it.
+    TASK_GEN.fetch_add(1, Ordering::Release);
+    let aps = ((1u64 << cpus) - 1) & !1;
+    crate::ipi::call_many(0, aps, |_| {});
+}
+
+/// Waits until every AP (`1..cpus`) finished the task [`start_on_aps`] gave.
+pub fn wait_aps(cpus: usize) {
+    // Acquire: pairs with each AP's release increment after its task.
+    while TASK_DONE.load(Ordering::Acquire) < cpus - 1 {
+        core::hint::spin_loop();
+    }
+}
+
+/// An AP's life after bring-up: halt with interrupts on, run each new task.
+fn ap_loop(index: usize) -> ! {
+    let mut seen = 0;
+    loop {
+        // Acquire: pairs with `start_on_aps`'s release increment.
+        let gen = TASK_GEN.load(Ordering::Acquire);
+        if gen == seen {
+            x86_64::instructions::interrupts::enable_and_hlt();
+            continue;
+        }
+        seen = gen;
+        // SAFETY: `start_on_aps` stored a `fn(usize)` before the generation.
+        let task: fn(usize) =
+            unsafe { core::mem::transmute::<usize, fn(usize)>(TASK.load(Ordering::Relaxed)) };
+        task(index);
+        // Release: the task's effects happen before `wait_aps` returns.
+        TASK_DONE.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Sets up the boot CPU as CPU 0 (its APIC and IDT).
+pub fn init_boot_cpu() {
+    hw::mask_legacy_pic();
+    hw::lapic_init();
+    crate::idt::load();
+    register(0);
+}
+
 /// A busy wait of about `n` pause loops (QEMU's TCG needs no real delay
 /// between INIT and SIPI; the loop stands in for the 10 ms / 200 µs).
 fn spin(n: usize) {
@@ -156,13 +238,13 @@ pub fn start_aps(expected: usize) -> usize {
 #[no_mangle]
 extern "C" fn ap_main(index: usize) -> ! {
     hw::lapic_init();
+    crate::idt::load();
+    register(index);
     kprintln!(
         "lazymm-qemu: cpu{index} up (local APIC id {})",
         hw::apic_id()
     );
     // Release: the boot CPU's acquire load sees this CPU's setup.
     ONLINE.fetch_add(1, Ordering::Release);
-    loop {
-        x86_64::instructions::hlt();
-    }
+    ap_loop(index)
 }
