@@ -83,4 +83,5 @@ expect_caught() {
 }
 
 expect_caught walk_skip_sync "walk:"
+expect_caught refcount_drop_early "lifetime:"
 echo "=== QEMU: every bug variant caught"

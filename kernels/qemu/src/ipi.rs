@@ -22,24 +22,29 @@ const CLAIMED: u8 = 3;
 
 struct Mailbox {
     state: AtomicU8,
-    /// The function, as `fn(usize)` cast to a word; its argument the
-    /// target's CPU index.
+    /// The function, as `fn(usize, usize, usize)` cast to a word; it is
+    /// called with the target's CPU index and the two argument words.
     func: AtomicUsize,
+    args: [AtomicUsize; 2],
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // an array initialiser
 const EMPTY: Mailbox = Mailbox {
     state: AtomicU8::new(IDLE),
     func: AtomicUsize::new(0),
+    args: [AtomicUsize::new(0), AtomicUsize::new(0)],
 };
+
+/// A cross-CPU call: `f(target, a, b)`.
+pub type Call = fn(usize, usize, usize);
 
 static MAILBOX: [Mailbox; MAX_CPUS] = [EMPTY; MAX_CPUS];
 
 /// IPIs sent so far, by every CPU.
 pub static SENT: AtomicUsize = AtomicUsize::new(0);
 
-/// Runs `cpu`'s pending call, if any.
-fn serve(cpu: usize) {
+/// Runs `cpu`'s pending call, if any (a CPU polling with interrupts off).
+pub fn serve(cpu: usize) {
     let m = &MAILBOX[cpu];
     // Acquire: pairs with the sender's release store of PENDING, which
     // follows its store of the function.
@@ -48,9 +53,9 @@ fn serve(cpu: usize) {
         .is_ok()
     {
         let f = m.func.load(Relaxed);
-        // SAFETY: a sender stored a `fn(usize)` here before PENDING.
-        let f: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(f) };
-        f(cpu);
+        // SAFETY: a sender stored a `Call` here before PENDING.
+        let f: Call = unsafe { core::mem::transmute::<usize, Call>(f) };
+        f(cpu, m.args[0].load(Relaxed), m.args[1].load(Relaxed));
         // Release: the function's effects happen before the sender's
         // acquire load of IDLE.
         m.state.store(IDLE, Release);
@@ -70,10 +75,10 @@ fn cpus(mask: u64) -> impl Iterator<Item = usize> {
     (0..MAX_CPUS).filter(move |c| mask & (1 << c) != 0)
 }
 
-/// Calls `f(target)` on every CPU of the bit mask `targets` (never `me`)
-/// through an IPI each, and returns once all of them have run it. Returns
-/// the IPIs sent.
-pub fn call_many(me: usize, targets: u64, f: fn(usize)) -> usize {
+/// Calls `f(target, a, b)` on every CPU of the bit mask `targets` (never
+/// `me`) through an IPI each, and returns once all of them have run it.
+/// Returns the IPIs sent.
+pub fn call_many(me: usize, targets: u64, f: Call, a: usize, b: usize) -> usize {
     let mut sent = 0;
     for t in cpus(targets) {
         assert_ne!(t, me, "call_many: a CPU does not IPI itself");
@@ -90,6 +95,8 @@ pub fn call_many(me: usize, targets: u64, f: fn(usize)) -> usize {
             core::hint::spin_loop();
         }
         m.func.store(f as usize, Relaxed);
+        m.args[0].store(a, Relaxed);
+        m.args[1].store(b, Relaxed);
         // Release: pairs with the target's acquire compare-exchange.
         m.state.store(PENDING, Release);
         let dest = smp::apic_dest(t);

@@ -11,6 +11,7 @@ mod boot;
 mod hw;
 mod idt;
 mod ipi;
+mod mm;
 mod smp;
 mod torture;
 mod wiring;
@@ -25,8 +26,7 @@ extern "C" fn kmain() -> ! {
     smp::init_boot_cpu();
     let up = smp::start_aps(wiring::NR_CPUS);
     kprintln!("lazymm-qemu: {up} of {} CPUs up", wiring::NR_CPUS);
-    wiring::describe_schemes();
-    let ok = up == wiring::NR_CPUS && torture::walk::run();
+    let ok = up == wiring::NR_CPUS && wiring::run_schemes() && torture::walk::run();
     kprintln!("{}", if ok { "PASS" } else { "FAIL" });
     hw::exit(if ok { Exit::Success } else { Exit::Failure })
 }

@@ -155,7 +155,7 @@ pub fn start_on_aps(cpus: usize, task: fn(usize)) {
     // task word is published with it.
     TASK_GEN.fetch_add(1, Ordering::Release);
     let aps = ((1u64 << cpus) - 1) & !1;
-    crate::ipi::call_many(0, aps, |_| {});
+    crate::ipi::call_many(0, aps, |_, _, _| {}, 0, 0);
 }
 
 /// Waits until every AP (`1..cpus`) finished the task [`start_on_aps`] gave.

@@ -7,11 +7,23 @@
 //!   local APIC id, [`IpiSync`] is a real fixed IPI through the local
 //!   APIC's ICR to each target with a wait for its acknowledgement
 //!   (`crate::ipi`: the kernel's `smp_call_function_many(.., wait)`).
-//! * The lazy-mm schemes are plain `static`s: every constructor is `const`
-//!   outside the checkers, so `lazymm_static!` is a plain `static` here.
+//! * [`Os`] is the kernel as the lazy-mm schemes see it ([`Kernel`]): an
+//!   `mm_struct` table (users, count, cpumask, a poison word), per-CPU
+//!   `curr` / `active_mm` / the loaded CR3, and the scheduler's three
+//!   points that call the scheme's hooks: [`Os::switch_to`]
+//!   (`context_switch()`), [`Os::exit`] (`exit_mm()` + `mmput()`) and
+//!   [`Kernel::mmdrop`] (`__mmdrop()`); the shoot-lazy IPI is a real IPI
+//!   ([`Kernel::shoot_lazies`]).
+//! * [`run_schemes`] runs the torture once per scheme of the crate, each on
+//!   a fresh `Os<S>` (the kernel type is generic over its scheme).
+//!
+//! Every use of an mm checks its poison word, and every free checks that no
+//! CPU has the mm's page tables in CR3: the kernel's own use-after-free
+//! oracle (`CHECK FIRED: lifetime:`).
 
-use crate::kprintln;
-use lazymm::cpu::{CpuId, CpuMask};
+use crate::{kprintln, mm};
+use core::sync::atomic::{AtomicUsize, Ordering::*};
+use lazymm::cpu::{CpuId, CpuMask, CpuSet};
 use lazymm::lazy::cached::Cached;
 use lazymm::lazy::hazard::HazardLazy;
 use lazymm::lazy::loaded::LoadedMm;
@@ -19,7 +31,7 @@ use lazymm::lazy::rcu_mm::RcuMm;
 use lazymm::lazy::refcount::Refcount;
 use lazymm::lazy::shootdown::Shootdown;
 use lazymm::lazy::tagged::Tagged;
-use lazymm::lazy::{LazyMm, MmHandle};
+use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 use lazymm::platform::{CpuPin, CurrentCpu, IpiSync};
 
 /// The kernel's CPU count: the one CPU count every scheme is sized by.
@@ -41,47 +53,338 @@ unsafe impl CurrentCpu for Qemu {
 impl IpiSync for Qemu {
     fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &impl CpuMask) {
         let mask = targets.iter().fold(0, |m, c| m | 1 << c.index());
-        crate::ipi::call_many(pin.cpu().index(), mask, |_| {});
+        crate::ipi::call_many(pin.cpu().index(), mask, |_, _, _| {}, 0, 0);
     }
 }
 
-/// An address space, as the crate sees it: the physical address of its
-/// top-level page table (non-zero and page-aligned, so bit 0 is free).
+/// An address space, as the crate sees it: a slot of the mm table (the
+/// word is `(slot + 1) * 2`: non-zero, bit 0 clear).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mm(pub usize);
 
 impl MmHandle for Mm {
     fn to_word(self) -> usize {
-        self.0
+        (self.0 + 1) << 1
     }
     fn from_word(word: usize) -> Self {
-        Mm(word)
+        Mm((word >> 1) - 1)
     }
 }
 
-lazymm::lazymm_static! { static REFCOUNT: Refcount = Refcount::new(); }
-lazymm::lazymm_static! { static SHOOTDOWN: Shootdown = Shootdown::new(); }
-lazymm::lazymm_static! { static TAGGED: Tagged<NR_CPUS> = Tagged::new(); }
-lazymm::lazymm_static! { static CACHED: Cached<NR_CPUS> = Cached::new(); }
-lazymm::lazymm_static! { static HAZARD: HazardLazy<NR_CPUS> = HazardLazy::new(); }
-lazymm::lazymm_static! { static LOADED: LoadedMm<NR_CPUS> = LoadedMm::new(); }
-lazymm::lazymm_static! { static RCU_MM: RcuMm<NR_CPUS> = RcuMm::new(); }
+/// What a freed `mm_struct` holds in its poison word.
+const POISON: usize = 0xdead_beef;
 
-fn describe<S: LazyMm>(_: &S) {
-    kprintln!(
-        "lazymm-qemu: scheme {:<10} {} bytes for {NR_CPUS} CPUs",
-        S::NAME,
-        core::mem::size_of::<S>()
-    );
+/// Reports a failed check and ends the run.
+macro_rules! check {
+    ($cond:expr, $($msg:tt)*) => {
+        if !$cond {
+            kprintln!("lazymm-qemu: CHECK FIRED: {}", format_args!($($msg)*));
+            kprintln!("FAIL");
+            crate::hw::exit(crate::hw::Exit::Failure);
+        }
+    };
+}
+pub(crate) use check;
+
+/// The fields of `mm_struct` the schemes care about.
+pub struct MmStruct {
+    users: AtomicUsize,
+    count: AtomicUsize,
+    /// `mm_cpumask`: bit `c` = CPU `c` may have it loaded.
+    cpumask: AtomicUsize,
+    /// 0 while live, [`POISON`] once freed (and before first use).
+    poison: AtomicUsize,
+    /// What the process's memory holds (checked on every use).
+    pattern: AtomicUsize,
 }
 
-/// Every scheme, built as a `static` in this `no_std` kernel.
-pub fn describe_schemes() {
-    describe(&REFCOUNT);
-    describe(&SHOOTDOWN);
-    describe(&TAGGED);
-    describe(&CACHED);
-    describe(&HAZARD);
-    describe(&LOADED);
-    describe(&RCU_MM);
+/// One CPU's scheduler state; only that CPU writes it (its IPI handler
+/// included), the free reads `loaded` as a check.
+#[derive(Default)]
+pub struct PerCpu {
+    /// The running task: an mm word, or 0 for a kernel thread.
+    curr: AtomicUsize,
+    /// `active_mm` (0: the kernel's own).
+    active: AtomicUsize,
+    /// The mm whose PML4 is in CR3 (0: the kernel's own), written right
+    /// after each CR3 load and before any hook that could free the old one.
+    loaded: AtomicUsize,
+}
+
+/// Counts for the summary line.
+#[derive(Default)]
+pub struct Stats {
+    pub switches: AtomicUsize,
+    pub lazy_entries: AtomicUsize,
+    pub exits: AtomicUsize,
+    pub shoot_ipis: AtomicUsize,
+    pub frees: AtomicUsize,
+    pub cr3_loads: AtomicUsize,
+}
+
+/// The kernel, for scheme `S`.
+pub struct Os<S> {
+    pub scheme: S,
+    mms: [MmStruct; mm::SLOTS],
+    cpus: [PerCpu; NR_CPUS],
+    pub stats: Stats,
+}
+
+impl<S: LazyMm + Sync> Os<S> {
+    /// A kernel with every CPU on its own mm and every slot free.
+    pub fn new(scheme: S) -> Self {
+        Self {
+            scheme,
+            mms: core::array::from_fn(|_| MmStruct {
+                users: AtomicUsize::new(0),
+                count: AtomicUsize::new(0),
+                cpumask: AtomicUsize::new(0),
+                poison: AtomicUsize::new(POISON),
+                pattern: AtomicUsize::new(0),
+            }),
+            cpus: Default::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    fn cpu(&self, c: CpuId) -> &PerCpu {
+        &self.cpus[c.index()]
+    }
+
+    /// `fork()`'s new mm in a free slot with `threads` users; `None` when
+    /// every slot is live or lazily held.
+    pub fn create(&self, threads: usize, pattern: usize) -> Option<Mm> {
+        let s = (0..mm::SLOTS).find(|&s| self.mms[s].poison.load(Acquire) == POISON)?;
+        let m = &self.mms[s];
+        mm::build(s, pattern as u64);
+        m.pattern.store(pattern, Relaxed);
+        m.users.store(threads, Relaxed);
+        m.count.store(1, Relaxed);
+        m.cpumask.store(0, Relaxed);
+        // Release: the tables and counts before any CPU that finds the mm.
+        m.poison.store(0, Release);
+        Some(Mm(s))
+    }
+
+    /// `cpu` uses `mm`: a freed one is a use-after-free.
+    fn use_mm(&self, cpu: CpuId, mm: Mm) -> &MmStruct {
+        let m = &self.mms[mm.0];
+        check!(
+            m.poison.load(Acquire) != POISON,
+            "lifetime: {cpu} uses {mm:?}, whose mm_struct is freed"
+        );
+        m
+    }
+
+    /// The CR3 in use must be the mm we think, and not a freed one.
+    fn touch(&self, cpu: CpuId) {
+        let w = self.cpu(cpu).loaded.load(Relaxed);
+        let want = if w == 0 {
+            mm::kernel_pml4()
+        } else {
+            mm::pml4(Mm::from_word(w).0)
+        };
+        check!(mm::cr3() == want, "{cpu}: CR3 is not the loaded mm's");
+        if w != 0 {
+            self.use_mm(cpu, Mm::from_word(w));
+        }
+    }
+
+    /// `switch_mm_irqs_off()`: cpumask bit, the CR3 load, the hooks.
+    fn load_mm(&self, cpu: CpuId, next: Option<Mm>) {
+        let me = self.cpu(cpu);
+        let prev = Some(me.loaded.load(Relaxed))
+            .filter(|&w| w != 0)
+            .map(Mm::from_word);
+        if prev == next {
+            return;
+        }
+        self.scheme.switching_mm(self, cpu, prev, next);
+        let bit = 1 << cpu.index();
+        if let Some(n) = next {
+            self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
+        }
+        mm::load_cr3(next.map_or(mm::kernel_pml4(), |n| mm::pml4(n.0)));
+        me.loaded.store(next.map_or(0, Mm::to_word), Relaxed);
+        self.stats.cr3_loads.fetch_add(1, Relaxed);
+        if let Some(p) = prev {
+            // Release: our last use of `prev` before a reader of the bit.
+            self.mms[p.0].cpumask.fetch_and(!bit, Release);
+        }
+        self.scheme.switched_mm(self, cpu, prev, next);
+    }
+
+    /// `context_switch()` to a task of `next` (`None`: a kernel thread),
+    /// with interrupts off. A user task then reads its memory.
+    pub fn switch_to(&self, cpu: CpuId, next: Option<Mm>) {
+        self.touch(cpu);
+        let me = self.cpu(cpu);
+        let (curr, active) = (me.curr.load(Relaxed), me.active.load(Relaxed));
+        self.stats.switches.fetch_add(1, Relaxed);
+        match next {
+            None => {
+                me.curr.store(0, Relaxed);
+                if active != 0 {
+                    let mm = Mm::from_word(active);
+                    if curr != 0 {
+                        self.stats.lazy_entries.fetch_add(1, Relaxed);
+                        self.scheme.mmgrab_lazy_tlb(self, cpu, mm); // user -> kernel
+                    } else {
+                        self.scheme.transfer_lazy(self, cpu, mm); // kernel -> kernel
+                    }
+                }
+            }
+            Some(mm) => {
+                if curr != mm.to_word() {
+                    self.load_mm(cpu, Some(mm));
+                    me.curr.store(mm.to_word(), Relaxed);
+                    me.active.store(mm.to_word(), Relaxed);
+                    if curr == 0 && active != 0 {
+                        // finish_task_switch(): the lazy use ends.
+                        self.scheme
+                            .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), Some(mm));
+                    }
+                }
+                let want = self.use_mm(cpu, mm).pattern.load(Relaxed) as u64;
+                let got = mm::read_user();
+                check!(
+                    got == want,
+                    "tlb: {cpu} read {got:#x} in {mm:?}, whose memory holds {want:#x}"
+                );
+            }
+        }
+        self.touch(cpu);
+    }
+
+    /// The running task exits: `exit_mm()`, then `mmput()`.
+    pub fn exit(&self, cpu: CpuId) {
+        let me = self.cpu(cpu);
+        let mm = Mm::from_word(me.curr.load(Relaxed));
+        self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
+        me.curr.store(0, Relaxed);
+        if self.use_mm(cpu, mm).users.fetch_sub(1, AcqRel) == 1 {
+            self.stats.exits.fetch_add(1, Relaxed);
+            self.scheme.mm_users_zero(self, cpu, mm);
+            self.mmdrop(cpu, mm);
+        }
+    }
+
+    /// CPU down: onto the kernel's own mm, its lazy use dropped.
+    pub fn cpu_down(&self, cpu: CpuId) {
+        let me = self.cpu(cpu);
+        let active = me.active.load(Relaxed);
+        self.load_mm(cpu, None);
+        me.active.store(0, Relaxed);
+        if active != 0 {
+            self.scheme
+                .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), None);
+        }
+    }
+
+    /// After every CPU went down: hotplug teardown and the leak check.
+    /// Returns the leaked mms (0 when every mm was freed).
+    pub fn finish(&self) -> usize {
+        for c in 0..NR_CPUS {
+            self.scheme.cpu_dead(self, CpuId::new(c));
+        }
+        self.mms
+            .iter()
+            .filter(|m| m.poison.load(Acquire) != POISON)
+            .count()
+    }
+
+    /// The shoot-lazy IPI's handler (`do_shoot_lazy_tlb()`).
+    fn do_shoot_lazy(&self, cpu: CpuId, mm: Mm) {
+        let me = self.cpu(cpu);
+        if me.active.load(Relaxed) == mm.to_word() && me.curr.load(Relaxed) == 0 {
+            self.load_mm(cpu, None);
+            me.active.store(0, Relaxed);
+            self.scheme.lazy_shot(self, cpu, mm);
+        }
+    }
+}
+
+/// The IPI function of [`Kernel::shoot_lazies`]: `os` is an `&Os<S>`.
+fn shoot_ipi<S: LazyMm + Sync>(cpu: usize, os: usize, mm: usize) {
+    // SAFETY: `shoot_lazies` passes its own `&self` and waits for us.
+    let os = unsafe { &*(os as *const Os<S>) };
+    os.do_shoot_lazy(CpuId::new(cpu), Mm::from_word(mm));
+}
+
+impl<S: LazyMm + Sync> Kernel for Os<S> {
+    type Mm = Mm;
+    const NR_CPUS: usize = NR_CPUS;
+    type CpuMask = CpuSet<1>;
+
+    fn mmgrab(&self, cpu: CpuId, mm: Mm) {
+        self.use_mm(cpu, mm).count.fetch_add(1, Relaxed);
+    }
+
+    fn mmdrop(&self, cpu: CpuId, mm: Mm) {
+        if self.use_mm(cpu, mm).count.fetch_sub(1, AcqRel) == 1 {
+            self.scheme.final_drop(self, cpu, mm); // __mmdrop()
+            for (c, other) in self.cpus.iter().enumerate() {
+                check!(
+                    other.loaded.load(Acquire) != mm.to_word(),
+                    "lifetime: {mm:?} freed on {cpu} while cpu{c} still has its page tables in CR3"
+                );
+            }
+            mm::poison(mm.0);
+            self.stats.frees.fetch_add(1, Relaxed);
+            // Release: the poisoned tables before the slot is found free.
+            self.mms[mm.0].poison.store(POISON, Release);
+        }
+    }
+
+    fn mm_users(&self, mm: Mm) -> usize {
+        self.mms[mm.0].users.load(Acquire)
+    }
+
+    fn mm_cpumask(&self, mm: Mm) -> CpuSet<1> {
+        // Acquire: pairs with the release clear in load_mm().
+        let bits = self.mms[mm.0].cpumask.load(Acquire);
+        (0..NR_CPUS)
+            .filter(|c| bits & (1 << c) != 0)
+            .map(CpuId::new)
+            .collect()
+    }
+
+    fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: Mm) {
+        // on_each_cpu_mask(cpus, do_shoot_lazy_tlb, mm, wait = 1).
+        let others = cpus
+            .iter()
+            .filter(|&t| t != cpu)
+            .fold(0u64, |m, t| m | 1 << t.index());
+        if cpus.contains(cpu) {
+            self.do_shoot_lazy(cpu, mm);
+        }
+        let os = self as *const Self as usize;
+        let n = crate::ipi::call_many(cpu.index(), others, shoot_ipi::<S>, os, mm.to_word());
+        self.stats.shoot_ipis.fetch_add(n, Relaxed);
+    }
+
+    fn serve_ipis(&self, cpu: CpuId) {
+        crate::ipi::serve(cpu.index());
+    }
+}
+
+/// Runs the lazy-mm torture with every scheme of the crate, each on a
+/// fresh kernel (`bug=refcount_drop_early` on the command line swaps in
+/// refcount's `bug_drop_before_last_use` in a `bug-variants` build).
+pub fn run_schemes() -> bool {
+    use crate::torture::lazy::run;
+    #[allow(unused_mut)]
+    let mut refcount = Refcount::new();
+    #[cfg(feature = "bug-variants")]
+    if crate::torture::arg("bug") == Some("refcount_drop_early") {
+        kprintln!("lazymm-qemu: refcount: bug variant bug_drop_before_last_use");
+        refcount = Refcount::with_bug(lazymm::lazy::refcount::Bug::DropBeforeLastUse);
+    }
+    run(&Os::new(refcount))
+        && run(&Os::new(Shootdown::new()))
+        && run(&Os::new(Tagged::<NR_CPUS>::new()))
+        && run(&Os::new(Cached::<NR_CPUS>::new()))
+        && run(&Os::new(HazardLazy::<NR_CPUS>::new()))
+        && run(&Os::new(LoadedMm::<NR_CPUS>::new()))
+        && run(&Os::new(RcuMm::<NR_CPUS>::new()))
 }

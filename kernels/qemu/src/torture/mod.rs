@@ -1,6 +1,7 @@
 //! The workloads that exercise the wiring on the real (emulated) machine,
 //! and the boot command line that picks them (`-append "bug=..."`).
 
+pub mod lazy;
 pub mod walk;
 
 /// The value of `key=value` on the command line, if any.
