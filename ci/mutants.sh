@@ -63,6 +63,7 @@ declare -A why=(
   [gp_one_short]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively. It needs two final drops whose grace periods overlap."
   [no_wait]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
   [bool_flag]="shuttle: PCT (depth 3, 1,000 runs of the 8-CPU TLB workload) does not make a flush_pending on one PTL straddle a reclaim on another and then use the stale entry, so no shuttle test is kept; loom kills it exhaustively."
+  [unlazy_ignores_gen]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively, and the QEMU kernel catches it on emulated hardware (ci/qemu.sh, bug=tlb_unlazy_ignores_gen)."
   [freed_tables_skips_lazy]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
   [ldt_skips_lazy]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
   [no_recheck_on_relock]="shuttle: PCT (depth 3, 1,000 runs of the 8-CPU TLB workload) does not place a reclaim inside madvise's dropped-PTL window, so no shuttle test is kept; loom kills it exhaustively."

@@ -84,4 +84,5 @@ expect_caught() {
 
 expect_caught walk_skip_sync "walk:"
 expect_caught refcount_drop_early "lifetime:"
+expect_caught tlb_unlazy_ignores_gen "tlb:"
 echo "=== QEMU: every bug variant caught"

@@ -99,6 +99,10 @@ pub enum Bug {
     NoMbWhenBitSet,
     /// Unlazy into the same mm reads `tlb_gen` without the full barrier.
     NoUnlazyMb,
+    /// Unlazy into the same mm keeps the TLB without reading `tlb_gen` at
+    /// all (the fast path without its generation check): flushes that
+    /// skipped the CPU while it was lazy are lost.
+    UnlazyIgnoresGen,
     /// A `freed_tables` flush skips lazy CPUs like an ordinary flush.
     FreedTablesSkipsLazy,
     /// `should_flush_tlb()` before `fea4e317f9e7`: a CPU in the SWITCHING
@@ -298,6 +302,9 @@ impl<const N: usize> LazyTlb<N> {
             let Some((gen, _)) = mm else {
                 return Switch::Nothing;
             };
+            if self.bug.is(Bug::UnlazyIgnoresGen) {
+                return Switch::Nothing;
+            }
             // Full barrier: pairs with the flusher's `inc` (store
             // buffering): either it sees us lazy no more and IPIs us, or we
             // see its generation.

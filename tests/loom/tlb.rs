@@ -194,6 +194,16 @@ fn bug_no_unlazy_mb() {
 
 #[test]
 #[should_panic(expected = "stale TLB entry")]
+fn bug_unlazy_ignores_gen() {
+    check(
+        "bug_unlazy_ignores_gen",
+        TLB_BOUND,
+        tlb_bug(unlazy_vs_flush, Bug::UnlazyIgnoresGen),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
 fn bug_switching_not_flushed() {
     check(
         "bug_switching_not_flushed",

@@ -26,7 +26,10 @@ extern "C" fn kmain() -> ! {
     smp::init_boot_cpu();
     let up = smp::start_aps(wiring::NR_CPUS);
     kprintln!("lazymm-qemu: {up} of {} CPUs up", wiring::NR_CPUS);
-    let ok = up == wiring::NR_CPUS && wiring::run_schemes() && torture::walk::run();
+    let ok = up == wiring::NR_CPUS
+        && wiring::run_schemes()
+        && torture::tlb::run()
+        && torture::walk::run();
     kprintln!("{}", if ok { "PASS" } else { "FAIL" });
     hw::exit(if ok { Exit::Success } else { Exit::Failure })
 }

@@ -77,6 +77,30 @@ pub fn build(s: usize, pattern: u64) {
     l1.0[0].store(phys(data) | PRESENT_WRITABLE, Relaxed);
 }
 
+/// More data frames, for the TLB torture's remaps (it cycles through
+/// them, so a stale translation points at a poisoned one until the cycle
+/// comes back).
+pub const FRAMES_N: usize = 4;
+static FRAMES: [Page; FRAMES_N] = [PAGE; FRAMES_N];
+
+/// Fills extra frame `f` with `v`.
+pub fn fill_frame(f: usize, v: u64) {
+    for w in &FRAMES[f].0 {
+        w.store(v, Relaxed);
+    }
+}
+
+/// Points slot `s`'s user page at extra frame `f` (the PTE write of an
+/// mprotect/migration-style change; the caller flushes).
+pub fn remap(s: usize, f: usize) {
+    POOL[s][3].0[0].store(phys(&FRAMES[f]) | PRESENT_WRITABLE, Relaxed);
+}
+
+/// `invlpg` of the user page on this CPU.
+pub fn invlpg_user() {
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(USER_VA));
+}
+
 /// Frees slot `s`: poisons its data frame, unmaps it.
 pub fn poison(s: usize) {
     for w in &POOL[s][4].0 {

@@ -170,6 +170,9 @@ pub fn wait_aps(cpus: usize) {
 fn ap_loop(index: usize) -> ! {
     let mut seen = 0;
     loop {
+        // Interrupts off from the check to the `sti; hlt` pair, so the wake
+        // IPI cannot slip in between and leave us halted on a new task.
+        x86_64::instructions::interrupts::disable();
         // Acquire: pairs with `start_on_aps`'s release increment.
         let gen = TASK_GEN.load(Ordering::Acquire);
         if gen == seen {
@@ -180,6 +183,8 @@ fn ap_loop(index: usize) -> ! {
         // SAFETY: `start_on_aps` stored a `fn(usize)` before the generation.
         let task: fn(usize) =
             unsafe { core::mem::transmute::<usize, fn(usize)>(TASK.load(Ordering::Relaxed)) };
+        // A task starts with interrupts on, as a kernel thread does.
+        x86_64::instructions::interrupts::enable();
         task(index);
         // Release: the task's effects happen before `wait_aps` returns.
         TASK_DONE.fetch_add(1, Ordering::Release);

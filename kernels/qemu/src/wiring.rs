@@ -32,7 +32,7 @@ use lazymm::lazy::refcount::Refcount;
 use lazymm::lazy::shootdown::Shootdown;
 use lazymm::lazy::tagged::Tagged;
 use lazymm::lazy::{Kernel, LazyMm, MmHandle};
-use lazymm::platform::{CpuPin, CurrentCpu, IpiSync};
+use lazymm::platform::{CpuPin, CurrentCpu, IpiSync, LocalTlb};
 
 /// The kernel's CPU count: the one CPU count every scheme is sized by.
 pub const NR_CPUS: usize = 4;
@@ -54,6 +54,15 @@ impl IpiSync for Qemu {
     fn ipi_and_wait(&self, pin: &CpuPin<'_>, targets: &impl CpuMask) {
         let mask = targets.iter().fold(0, |m, c| m | 1 << c.index());
         crate::ipi::call_many(pin.cpu().index(), mask, |_, _, _| {}, 0, 0);
+    }
+}
+
+impl LocalTlb for Qemu {
+    type Mm = Mm;
+    /// A CR3 reload: this kernel has no PCIDs, so a reload drops every
+    /// non-global entry (the loaded mm's are the only user entries).
+    fn flush_local(&self, _pin: &CpuPin<'_>, _mm: Mm) {
+        mm::load_cr3(mm::cr3());
     }
 }
 

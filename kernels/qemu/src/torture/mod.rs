@@ -2,6 +2,7 @@
 //! and the boot command line that picks them (`-append "bug=..."`).
 
 pub mod lazy;
+pub mod tlb;
 pub mod walk;
 
 /// The value of `key=value` on the command line, if any.
