@@ -85,4 +85,5 @@ expect_caught() {
 expect_caught walk_skip_sync "walk:"
 expect_caught refcount_drop_early "lifetime:"
 expect_caught tlb_unlazy_ignores_gen "tlb:"
+expect_caught batched_no_flush_pending "batched:"
 echo "=== QEMU: every bug variant caught"

@@ -29,6 +29,7 @@ extern "C" fn kmain() -> ! {
     let ok = up == wiring::NR_CPUS
         && wiring::run_schemes()
         && torture::tlb::run()
+        && torture::batched::run()
         && torture::walk::run();
     kprintln!("{}", if ok { "PASS" } else { "FAIL" });
     hw::exit(if ok { Exit::Success } else { Exit::Failure })
