@@ -22,6 +22,10 @@
 //! pair is used under a `busy` flag (a hook runs on the CPU it names; the
 //! flag turns a violation into a panic).
 //!
+//! **Context.** The hooks of one CPU must not nest (an IPI handler calling
+//! `lazy_shot` inside another hook of this scheme panics with a message
+//! saying so); the simulated machine serves IPIs only between hooks.
+//!
 //! # Checked by loom, through crossbeam-epoch's own loom support
 //!
 //! crossbeam-epoch 0.9 switches its atomics (and crossbeam-utils') to
@@ -140,7 +144,9 @@ impl<const N: usize> EpochMm<N> {
         let s = &self.slots[cpu.index()];
         // Acquire: pairs with the release below of the slot's last user.
         if s.busy.swap(true, Acquire) {
-            panic!("lazymm: epoch_mm: {cpu}'s epoch handle used from two threads at once");
+            panic!(
+                "lazymm: epoch_mm: {cpu}'s epoch handle used re-entrantly (a hook from an interrupt inside another hook) or from two threads at once"
+            );
         }
         // SAFETY: `busy` is ours until the release below: these are the
         // only references to the slot's handle and guard.

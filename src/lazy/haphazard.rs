@@ -30,6 +30,13 @@
 //! to the CPU whose final drop waits for it (`waiting`/`reclaimed`, one
 //! pair per CPU: a CPU runs one final drop at a time).
 //!
+//! **Context.** Each CPU's hazard pointer is used under a flag: the hooks
+//! of one CPU must not nest (a shoot-lazy IPI handler that calls
+//! `lazy_shot` while the CPU is inside another hook of this scheme panics
+//! with a message saying so). The simulated machine serves IPIs only
+//! between hooks; a kernel would run the final drop with interrupts off or
+//! take the crate's own `hazard`.
+//!
 //! # What haphazard's loom support covers
 //!
 //! haphazard 0.1.8 builds its atomics from loom's under `--cfg loom` (std
@@ -202,7 +209,9 @@ impl<const N: usize> HaphazardLazy<N> {
         let s = &self.slots[cpu.index()];
         // Acquire: pairs with the release below of the slot's last user.
         if s.busy.swap(true, Acquire) {
-            panic!("lazymm: haphazard: {cpu}'s hazard pointer used from two threads at once");
+            panic!(
+                "lazymm: haphazard: {cpu}'s hazard pointer used re-entrantly (a hook from an interrupt inside another hook) or from two threads at once"
+            );
         }
         // SAFETY: `busy` is ours until the release below, so this is the
         // only reference to the hazard pointer.
