@@ -19,8 +19,8 @@
 //! one: two machines, or two loom executions, never share grace periods)
 //! and one registered `LocalHandle` per CPU, created on the CPU's first
 //! hook. A handle and its guard are neither `Send` nor `Sync`; each CPU's
-//! pair is used under a `busy` flag (a hook runs on the CPU it names; the
-//! flag turns a violation into a panic).
+//! pair is used through a flag that makes each use exclusive (a hook runs
+//! on the CPU it names; the flag turns a violation into a panic).
 //!
 //! **Context.** The hooks of one CPU must not nest (an IPI handler calling
 //! `lazy_shot` inside another hook of this scheme panics with a message
@@ -50,11 +50,11 @@
 //! uses [`crate::lazy::rcu_mm`]: crossbeam-epoch allocates (bags, the
 //! deferred closure) and its collector is not `const`.
 
+use super::owned::CpuOwned;
 use crate::check::bugs::BugSwitch;
 use crate::cpu::CpuId;
 use crate::lazy::{Kernel, LazyMm};
 use crate::sync::{AtomicBool, Ordering::*};
-use core::cell::UnsafeCell;
 use crossbeam_epoch::{Collector, Guard, LocalHandle};
 use crossbeam_utils::CachePadded;
 use std::boxed::Box;
@@ -68,29 +68,25 @@ pub enum Bug {
     IdleIsQuiescent,
 }
 
-/// One CPU's registration and, while it is lazy, its guard.
-struct Slot {
-    busy: AtomicBool,
-    // Dropped before `handle`: a guard points into the handle's record.
-    guard: UnsafeCell<Option<Guard>>,
-    handle: UnsafeCell<Option<LocalHandle>>,
-}
+/// One CPU's guard while it is lazy and its registration (registered on
+/// first use). The guard is dropped first: it points into the handle's
+/// record.
+type Slot = (Option<Guard>, Option<LocalHandle>);
 
 /// RCU-deferred mm freeing on crossbeam-epoch, with a bounded wait, on `N`
 /// CPUs.
 pub struct EpochMm<const N: usize> {
     // Dropped before `collector` (whose last handle then frees it).
     // One cache line each: CPUs touch only their own slot on the hot path.
-    slots: Box<[CachePadded<Slot>]>,
+    slots: Box<[CachePadded<CpuOwned<Slot>>]>,
     collector: Collector,
     flushes: usize,
     bug: BugSwitch<Bug>,
 }
 
 // SAFETY: the non-`Send`/`Sync` parts are the per-CPU handles and guards,
-// each used only under its slot's `busy` flag (acquire on take, release on
-// give back), so one thread at a time touches them; crossbeam's collector
-// is `Send + Sync`.
+// each used only through its `CpuOwned` (one user at a time,
+// acquire/release handover); crossbeam's collector is `Send + Sync`.
 unsafe impl<const N: usize> Sync for EpochMm<N> {}
 // SAFETY: as above.
 unsafe impl<const N: usize> Send for EpochMm<N> {}
@@ -123,13 +119,7 @@ impl<const N: usize> EpochMm<N> {
 
     fn build(flushes: usize, bug: BugSwitch<Bug>) -> Self {
         let slots = (0..N)
-            .map(|_| {
-                CachePadded::new(Slot {
-                    busy: AtomicBool::new(false),
-                    guard: UnsafeCell::new(None),
-                    handle: UnsafeCell::new(None),
-                })
-            })
+            .map(|_| CachePadded::new(CpuOwned::new((None, None))))
             .collect();
         Self {
             slots,
@@ -141,23 +131,12 @@ impl<const N: usize> EpochMm<N> {
 
     /// Runs `f` on `cpu`'s handle (registered on first use) and guard slot.
     fn with_cpu<R>(&self, cpu: CpuId, f: impl FnOnce(&LocalHandle, &mut Option<Guard>) -> R) -> R {
-        let s = &self.slots[cpu.index()];
-        // Acquire: pairs with the release below of the slot's last user.
-        if s.busy.swap(true, Acquire) {
-            panic!(
-                "lazymm: epoch_mm: {cpu}'s epoch handle used re-entrantly (a hook from an interrupt inside another hook) or from two threads at once"
-            );
-        }
-        // SAFETY: `busy` is ours until the release below: these are the
-        // only references to the slot's handle and guard.
-        let (handle, guard) = unsafe { (&mut *s.handle.get(), &mut *s.guard.get()) };
-        let r = f(
-            handle.get_or_insert_with(|| self.collector.register()),
-            guard,
-        );
-        // Release: pairs with the next user's acquire swap.
-        s.busy.store(false, Release);
-        r
+        self.slots[cpu.index()].with(cpu, "epoch_mm handle", |(guard, handle)| {
+            f(
+                handle.get_or_insert_with(|| self.collector.register()),
+                guard,
+            )
+        })
     }
 
     fn unpin(&self, cpu: CpuId) {

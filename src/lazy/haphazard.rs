@@ -62,6 +62,7 @@
 //! `bug_trust_reclaim_count` (a final drop that takes "the reclaim freed
 //! something" for "my mm was reclaimed" — wrong when final drops cross).
 
+use super::owned::CpuOwned;
 use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
@@ -133,11 +134,10 @@ impl Drop for Retired {
     }
 }
 
-/// One CPU's hazard pointer; `busy` makes every use exclusive (a hook runs
-/// on the CPU it names; the flag turns a violation into a panic).
+/// One CPU's hazard pointer (used by that CPU's hooks only) and the words
+/// a final drop shares with the reclaimers.
 struct Slot {
-    busy: AtomicBool,
-    hp: core::cell::UnsafeCell<Option<HazardPointer<'static, Family>>>,
+    hp: CpuOwned<HazardPointer<'static, Family>>,
     protects: AtomicUsize,
     waiting: AtomicUsize,
     reclaimed: AtomicBool,
@@ -153,8 +153,8 @@ pub struct HaphazardLazy<const N: usize> {
 }
 
 // SAFETY: the only non-`Sync` parts are the hazard pointers, each used
-// under its slot's `busy` flag (acquire on take, release on give back), so
-// no two threads touch one at a time; haphazard's domain is `Sync`.
+// through its `CpuOwned` (one user at a time, acquire/release handover);
+// haphazard's domain is `Sync`.
 unsafe impl<const N: usize> Sync for HaphazardLazy<N> {}
 // SAFETY: as above; the hazard pointers borrow the domain the scheme owns.
 unsafe impl<const N: usize> Send for HaphazardLazy<N> {}
@@ -189,8 +189,7 @@ impl<const N: usize> HaphazardLazy<N> {
         let slots = (0..N)
             .map(|_| {
                 CachePadded::new(Slot {
-                    busy: AtomicBool::new(false),
-                    hp: core::cell::UnsafeCell::new(Some(HazardPointer::new_in_domain(d))),
+                    hp: CpuOwned::new(HazardPointer::new_in_domain(d)),
                     protects: AtomicUsize::new(0),
                     waiting: AtomicUsize::new(0),
                     reclaimed: AtomicBool::new(false),
@@ -206,21 +205,9 @@ impl<const N: usize> HaphazardLazy<N> {
         cpu: CpuId,
         f: impl FnOnce(&mut HazardPointer<'static, Family>) -> R,
     ) -> R {
-        let s = &self.slots[cpu.index()];
-        // Acquire: pairs with the release below of the slot's last user.
-        if s.busy.swap(true, Acquire) {
-            panic!(
-                "lazymm: haphazard: {cpu}'s hazard pointer used re-entrantly (a hook from an interrupt inside another hook) or from two threads at once"
-            );
-        }
-        // SAFETY: `busy` is ours until the release below, so this is the
-        // only reference to the hazard pointer.
-        let r = f(unsafe { &mut *s.hp.get() }
-            .as_mut()
-            .expect("hazard pointer"));
-        // Release: pairs with the next user's acquire swap.
-        s.busy.store(false, Release);
-        r
+        self.slots[cpu.index()]
+            .hp
+            .with(cpu, "haphazard hazard pointer", f)
     }
 
     /// Mirrors `cpu`'s hazard pointer in its `protects` word. Relaxed: the

@@ -87,6 +87,8 @@ pub mod epoch_mm;
 pub mod haphazard;
 pub mod hazard;
 pub mod loaded;
+#[cfg(all(any(feature = "haphazard", feature = "epoch"), not(lazymm_shuttle)))]
+mod owned;
 pub mod rcu_mm;
 pub mod refcount;
 pub mod shootdown;
