@@ -13,7 +13,7 @@ use lazymm::lazy::cached::Cached;
 use lazymm::lazy::epoch_mm::EpochMm;
 #[cfg(all(feature = "haphazard", not(any(loom, lazymm_shuttle))))]
 use lazymm::lazy::haphazard::HaphazardLazy;
-use lazymm::lazy::hazard::HazardLazy;
+use lazymm::lazy::hazard::{HazardLazy, HazardLazyNoFence};
 use lazymm::lazy::loaded::LoadedMm;
 use lazymm::lazy::rcu_mm::RcuMm;
 use lazymm::lazy::refcount::Refcount;
@@ -249,6 +249,16 @@ fn round_trips(c: &mut Criterion, group: &str, other_mm: bool) {
         });
         g.bench_with_input(BenchmarkId::new("hazard", t), &t, |b, &t| {
             b.iter_custom(|n| scaled(t, n, Arc::new(HazardLazy::<MAX_THREADS>::new()), other_mm))
+        });
+        g.bench_with_input(BenchmarkId::new("hazard_nofence", t), &t, |b, &t| {
+            b.iter_custom(|n| {
+                scaled(
+                    t,
+                    n,
+                    Arc::new(HazardLazyNoFence::<MAX_THREADS>::new()),
+                    other_mm,
+                )
+            })
         });
         g.bench_with_input(BenchmarkId::new("loaded_mm", t), &t, |b, &t| {
             b.iter_custom(|n| scaled(t, n, Arc::new(LoadedMm::<MAX_THREADS>::new()), other_mm))

@@ -46,6 +46,7 @@ fn checked_schemes_raise_no_false_alarm() {
     run_checked(Tagged::<4>::new);
     run_checked(Cached::<4>::new);
     run_checked(HazardLazy::<4>::new);
+    run_checked(lazymm::lazy::hazard::HazardLazyNoFence::<4>::new);
     run_checked(LoadedMm::<4>::new);
     run_checked(RcuMm::<4>::new);
     run_checked(HaphazardLazy::<4>::new);
@@ -137,6 +138,7 @@ misuse_table! {
     tagged => Tagged::<2>::new(),
     cached => Cached::<2>::new(),
     hazard => HazardLazy::<2>::new(),
+    hazard_nofence => lazymm::lazy::hazard::HazardLazyNoFence::<2>::new(),
     loaded_mm => LoadedMm::<2>::new(),
     rcu_mm => RcuMm::<2>::new(),
     haphazard => HaphazardLazy::<2>::new(),

@@ -17,6 +17,32 @@
 //! for membarrier. They are needed in the general domain, where the reader
 //! does not hold a reference (`tests/loom/hazard.rs`).
 //!
+//! # Two variants
+//!
+//! * [`HazardLazy`] (`HazardLazy<N, true>`, the default): Desnoyers'
+//!   design as posted, a full barrier before the publish and before the
+//!   clear. The faithful one; 19x the floor on a round trip on x86 (two
+//!   `mfence`s), see BENCHMARKS.md.
+//! * [`HazardLazyNoFence`] (`HazardLazy<N, false>`): no barrier of its own
+//!   on the switch path. What orders each step instead:
+//!   - the publish ([`HazardDomain::publish`], a relaxed store) happens
+//!     before the final drop's scan because the CPU's user task still
+//!     holds `mm_users` when the CPU goes lazy: that reference is dropped
+//!     later with a release RMW (by `exit_mm()` on this CPU, or by the task
+//!     after the scheduler moved it elsewhere — the runqueue lock orders
+//!     the two CPUs), and the final drop runs after the last drop's
+//!     acquire;
+//!   - the clear is a release store, paired with the scan's acquire loads:
+//!     this CPU's uses of the mm happen before the scan sees the slot empty
+//!     (`bug_relaxed_clear`, a relaxed clear, is the use-after-free loom
+//!     finds without the barrier in front of it);
+//!   - the scan keeps its `smp_mb()` (the final drop is rare).
+//!
+//!   The one thing the barriers also gave Linux, membarrier's ordering of
+//!   user accesses around a switch, a kernel gets from its scheduler's own
+//!   full barrier (`smp_mb__after_spinlock()` in `__schedule()`), not from
+//!   this scheme. The same loom and shuttle scenarios check both variants.
+//!
 //! Source: seed 004, reference §4.1–4.4 and §4.6.
 
 use crate::cpu::{CpuId, CpuMask};
@@ -27,17 +53,24 @@ use crate::sync::smp_mb;
 
 /// The hazard-pointer lazy-mm scheme (Desnoyers 2024): one slot per CPU
 /// holds the CPU's lazy mm; the final drop scans and IPIs the holders.
-pub struct HazardLazy<const N: usize> {
+///
+/// `FENCED` (default `true`): Desnoyers' two `smp_mb()` on the switch path;
+/// `false` is [`HazardLazyNoFence`] (module docs).
+pub struct HazardLazy<const N: usize, const FENCED: bool = true> {
     domain: HazardDomain<N, 1>,
 }
 
-impl<const N: usize> Default for HazardLazy<N> {
+/// [`HazardLazy`] without its own barriers on the switch path (module
+/// docs: what orders the publish and the clear instead).
+pub type HazardLazyNoFence<const N: usize> = HazardLazy<N, false>;
+
+impl<const N: usize, const FENCED: bool> Default for HazardLazy<N, FENCED> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> HazardLazy<N> {
+impl<const N: usize, const FENCED: bool> HazardLazy<N, FENCED> {
     crate::const_fn! {
         /// No CPU lazy.
         pub fn new() -> Self {
@@ -59,8 +92,8 @@ impl<const N: usize> HazardLazy<N> {
     }
 }
 
-impl<const N: usize> LazyMm for HazardLazy<N> {
-    const NAME: &'static str = "hazard";
+impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
+    const NAME: &'static str = if FENCED { "hazard" } else { "hazard_nofence" };
     const CPUS: usize = N;
 
     #[inline]
@@ -68,12 +101,20 @@ impl<const N: usize> LazyMm for HazardLazy<N> {
         crate::lazy::check_sizes::<K, N>();
         // mmgrab_lazy_tlb(): smp_mb(); publish. "Only a single lazy mm per
         // CPU": a full slot is a misuse.
-        if !self.domain.bug().is(Bug::NoPublishFence) {
+        if FENCED && !self.domain.bug().is(Bug::NoPublishFence) {
             // Pairs with the scan's smp_mb() (membarrier in Linux; see the
             // module docs for why existence does not need it).
             smp_mb();
         }
-        match self.domain.protect(cpu, mm.to_word()) {
+        // Fenced: protect() = publish + smp_mb() (pairs with the scan's).
+        // Fence-free: publish() alone, ordered before the final drop's scan
+        // by the task's later release drop of mm_users (module docs).
+        let published = if FENCED {
+            self.domain.protect(cpu, mm.to_word())
+        } else {
+            self.domain.publish(cpu, mm.to_word())
+        };
+        match published {
             Ok(_) => {} // the slot is the record; mmdrop_lazy_tlb clears it
             Err(e) => panic!("lazymm: mmgrab_lazy_tlb on {cpu}: {e:?} (already lazy?)"),
         }
@@ -82,7 +123,12 @@ impl<const N: usize> LazyMm for HazardLazy<N> {
     #[inline]
     fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
         // mmdrop_lazy_tlb(): smp_mb(); clear the slot.
-        smp_mb();
+        if FENCED {
+            // Pairs with the scan's smp_mb() (membarrier in Linux).
+            smp_mb();
+        }
+        // The clear is a release store either way (HazardDomain::clear):
+        // this CPU's uses of the mm happen before the scan sees it empty.
         if !self.domain.clear(cpu, mm.to_word()) {
             panic!("lazymm: mmdrop_lazy_tlb on {cpu}, which is not lazy on {mm:?}");
         }

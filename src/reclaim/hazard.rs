@@ -58,6 +58,18 @@ pub enum Bug {
     NoRevalidate,
     /// The scan calls `on_match` but does not wait for the slot to clear.
     ScanNoWait,
+    /// [`HazardDomain::clear`] stores 0 with `Relaxed` instead of `Release`.
+    /// Harmless after a full barrier (Desnoyers' `mmdrop_lazy_tlb()` runs
+    /// `smp_mb()` first); a use-after-free in the fence-free lazy-mm scheme,
+    /// whose clear is the only thing ordering the CPU's uses of the mm
+    /// before the final drop's scan.
+    RelaxedClear,
+    /// [`HazardDomain::publish`] stores with `Relaxed` instead of
+    /// `Release`: a scan that finds the CPU already protecting its *next*
+    /// object skips it without seeing the uses of the old one. Harmless
+    /// after a full barrier; a use-after-free in the fence-free lazy-mm
+    /// scheme (the CPU went lazy on another mm before the final drop).
+    RelaxedPublish,
 }
 
 /// Why [`HazardDomain::try_protect`] failed.
@@ -143,20 +155,49 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
     /// barrier. The caller guarantees `addr` stays alive until then (it holds
     /// a reference, or re-validates: see [`try_protect`](Self::try_protect)).
     pub fn protect(&self, cpu: CpuId, addr: usize) -> Result<Protected, ProtectError> {
-        if addr == 0 {
-            return Err(ProtectError::Null);
-        }
-        let slots = self.slots.get(cpu);
-        // Relaxed: only this CPU writes a free slot to non-zero; the full
-        // barrier below orders the publish before what follows.
-        let Some(slot) = slots.iter().position(|s| s.load(Relaxed) == 0) else {
-            return Err(ProtectError::SlotsFull);
-        };
-        slots[slot].store(addr, Relaxed);
+        let p = self.publish(cpu, addr)?;
         if !self.bug().is(Bug::NoPublishFence) {
             // Pairs with the smp_mb() in scan(): store buffering.
             smp_mb();
         }
+        Ok(p)
+    }
+
+    /// Publishes `addr` (non-zero) in a free slot of `cpu` with **no**
+    /// barrier: [`protect`](Self::protect) without its `smp_mb()`.
+    ///
+    /// Only for a caller whose publish already happens before every scan
+    /// for `addr` by other means: it holds a reference to the object that
+    /// it (or whoever inherits it through a lock or a context switch) drops
+    /// later with a release RMW, and the reclaimer scans only after the
+    /// last such drop (an acquire). The lazy-mm use is that case (the CPU's
+    /// task holds `mm_users` while the CPU publishes; the final drop scans
+    /// after `mm_users` and `mm_count` reach zero) — see
+    /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence). A
+    /// reader that re-validates a source instead needs
+    /// [`protect`](Self::protect): without the barrier it is the
+    /// store-buffering failure of `bug_no_publish_fence`.
+    pub fn publish(&self, cpu: CpuId, addr: usize) -> Result<Protected, ProtectError> {
+        if addr == 0 {
+            return Err(ProtectError::Null);
+        }
+        let slots = self.slots.get(cpu);
+        // Relaxed: only this CPU writes a free slot to non-zero.
+        let Some(slot) = slots.iter().position(|s| s.load(Relaxed) == 0) else {
+            return Err(ProtectError::SlotsFull);
+        };
+        if self.bug().is(Bug::RelaxedPublish) {
+            slots[slot].store(addr, Relaxed);
+            return Ok(Protected { cpu, slot, addr });
+        }
+        // Release: pairs with the scan's acquire loads. A scan that reads
+        // this slot holding a *newer* address than the one it looks for
+        // must also see this CPU's uses under the older protection, whose
+        // release clear this store overwrites: a relaxed store would not
+        // carry that clear's release along (release sequences hold only
+        // RMWs). What orders the publish itself before a scan is the
+        // caller's barrier (protect) or its reference drop (see above).
+        slots[slot].store(addr, Release);
         Ok(Protected { cpu, slot, addr })
     }
 
@@ -198,7 +239,12 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
     pub fn clear(&self, cpu: CpuId, addr: usize) -> bool {
         for s in self.slots.get(cpu) {
             if s.load(Relaxed) == addr {
-                // Release: pairs with the scan's acquire wait.
+                if self.bug().is(Bug::RelaxedClear) {
+                    s.store(0, Relaxed);
+                    return true;
+                }
+                // Release: pairs with the scan's acquire loads, so this CPU's
+                // uses of the object happen before the scan returns.
                 s.store(0, Release);
                 return true;
             }

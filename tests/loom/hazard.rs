@@ -141,3 +141,60 @@ fn lazy_without_fences_still_safe() {
         exit_lazy_vs_final_drop,
     );
 }
+
+// The fence-free variant (`HazardLazyNoFence`): the same six scenarios.
+shared_scenarios!(
+    nofence_passes,
+    "hazard_nofence",
+    HEAVY_BOUND,
+    lazymm::lazy::hazard::HazardLazyNoFence::<2>::new,
+    HEAVY_THREE_CPU_BOUND,
+    lazymm::lazy::hazard::HazardLazyNoFence::<3>::new
+);
+
+/// Without the barrier before it, the clear is the only thing ordering
+/// the lazy CPU's uses of the mm before the final drop's scan: a relaxed
+/// clear lets the free race with them.
+#[test]
+#[should_panic(expected = "use-after-free of mm")]
+fn bug_nofence_relaxed_clear() {
+    check(
+        "hazard_nofence/bug_relaxed_clear",
+        HEAVY_BOUND,
+        || lazymm::lazy::hazard::HazardLazyNoFence::<2>::with_bug(Bug::RelaxedClear),
+        exit_lazy_vs_final_drop,
+    );
+}
+
+/// A relaxed publish: the final drop's scan finds the CPU lazy on its next
+/// mm and skips it, without the uses of this one ordered before the free.
+#[test]
+#[should_panic(expected = "use-after-free of mm")]
+fn bug_nofence_relaxed_publish() {
+    check(
+        "hazard_nofence/bug_relaxed_publish",
+        HEAVY_BOUND,
+        || lazymm::lazy::hazard::HazardLazyNoFence::<2>::with_bug(Bug::RelaxedPublish),
+        exit_lazy_vs_final_drop,
+    );
+}
+
+/// With Desnoyers' barriers in front of them, relaxed slot stores are
+/// enough (a fence before a relaxed store releases as a release store
+/// does): the two variants above are failures of the fence-free scheme
+/// only. Pinned so the claim in `reclaim::hazard::Bug` stays true.
+#[test]
+fn fenced_tolerates_relaxed_slot_stores() {
+    check(
+        "hazard/relaxed_clear",
+        HEAVY_BOUND,
+        || HazardLazy::<2>::with_bug(Bug::RelaxedClear),
+        exit_lazy_vs_final_drop,
+    );
+    check(
+        "hazard/relaxed_publish",
+        HEAVY_BOUND,
+        || HazardLazy::<2>::with_bug(Bug::RelaxedPublish),
+        exit_lazy_vs_final_drop,
+    );
+}

@@ -7,3 +7,11 @@ use lazymm::lazy::hazard::HazardLazy;
 fn hazard_8_cpus() {
     check_all("hazard", HazardLazy::<8>::new);
 }
+
+#[test]
+fn hazard_nofence_8_cpus() {
+    check_all(
+        "hazard_nofence",
+        lazymm::lazy::hazard::HazardLazyNoFence::<8>::new,
+    );
+}

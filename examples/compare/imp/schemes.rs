@@ -5,7 +5,7 @@ use super::{measure, Args, Measured};
 use lazymm::check::sync::AtomicUsize;
 use lazymm::cpu::{CpuSet, WORD_BITS};
 use lazymm::lazy::cached::Cached;
-use lazymm::lazy::hazard::HazardLazy;
+use lazymm::lazy::hazard::{HazardLazy, HazardLazyNoFence};
 use lazymm::lazy::loaded::LoadedMm;
 use lazymm::lazy::rcu_mm::RcuMm;
 use lazymm::lazy::refcount::Refcount;
@@ -83,6 +83,7 @@ fn entries<const C: usize>() -> Vec<Entry> {
         Entry::new::<Tagged<C>, Tagged<1>, Tagged<2>>(&[Count, Cpumask]),
         Entry::new::<Cached<C>, Cached<1>, Cached<2>>(&[Count]),
         Entry::new::<HazardLazy<C>, HazardLazy<1>, HazardLazy<2>>(&[]),
+        Entry::new::<HazardLazyNoFence<C>, HazardLazyNoFence<1>, HazardLazyNoFence<2>>(&[]),
         Entry::new::<LoadedMm<C>, LoadedMm<1>, LoadedMm<2>>(&[]),
         Entry::new::<RcuMm<C>, RcuMm<1>, RcuMm<2>>(&[Cpumask]),
     ];
