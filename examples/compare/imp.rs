@@ -22,6 +22,7 @@ fn usage() -> String {
     format!(
         "\
 usage: compare [--threads N] [--cpus C] [--round-trips R] [--processes P] [--mix SPEC]
+               [--ipi-ns NS]
 
   --threads N      running CPUs of the simulated machine, one real thread each
                (1..={MAX_CPUS}, the machine's cap; default: the number of cores).
@@ -35,8 +36,13 @@ usage: compare [--threads N] [--cpus C] [--round-trips R] [--processes P] [--mix
   --processes P    processes in the exit workload (default {DEFAULT_PROCESSES})
   --mix SPEC       shares of the mixed workload, KIND=WEIGHT items separated by
                commas, KIND one of same (same-mm round trip), other
-               (other-mm round trip), exit (process exit); missing kinds
-               weigh 0 (default {})
+               (other-mm round trip), exit (process exit), lazy_exit (an exit
+               after which the CPU idles lazily on the dead mm for {IDLE_SWITCHES}
+               kernel-thread switches); missing kinds weigh 0 (default {});
+               `--mix lazy-exits` is same=70,other=20,lazy_exit=10, the mix
+               that is always run as well (exits that meet lazy CPUs)
+  --ipi-ns NS      the price of one IPI in the lifetime model, in ns, instead
+               of measuring it here (membarrier; see benches/ipi.rs)
   -h, --help       this text
   (--flag=value works too)
 
@@ -55,6 +61,8 @@ struct Args {
     round_trips: usize,
     processes: usize,
     mix: Mix,
+    /// `--ipi-ns`: the IPI price as a parameter instead of measured.
+    ipi_ns: Option<f64>,
     /// Notes about adjusted values, printed with the results.
     notes: Vec<String>,
 }
@@ -77,6 +85,7 @@ fn args() -> Args {
     let mut round_trips = DEFAULT_ROUND_TRIPS;
     let mut processes = DEFAULT_PROCESSES;
     let mut mix = Mix::DEFAULT;
+    let mut ipi_ns = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         // Both `--flag value` and `--flag=value`.
@@ -90,6 +99,17 @@ fn args() -> Args {
             "--cpus" => cpus = Some(number("--cpus", value())),
             "--round-trips" => round_trips = number("--round-trips", value()),
             "--processes" => processes = number("--processes", value()),
+            "--ipi-ns" => {
+                let v = value().unwrap_or_else(|| fail("--ipi-ns needs a value"));
+                let ns: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|x: &f64| x.is_finite() && *x >= 0.0)
+                    .unwrap_or_else(|| {
+                        fail(&format!("--ipi-ns: '{v}' is not a number of ns >= 0"))
+                    });
+                ipi_ns = Some(ns);
+            }
             "--mix" => {
                 let v = value().unwrap_or_else(|| fail("--mix needs a value"));
                 mix = Mix::parse(&v).unwrap_or_else(|e| fail(&format!("--mix: {e}")));
@@ -153,6 +173,7 @@ fn args() -> Args {
         round_trips,
         processes,
         mix,
+        ipi_ns,
         notes,
     }
 }
@@ -160,8 +181,9 @@ fn args() -> Args {
 /// The shares of the mixed workload (weights, not necessarily summing to 100).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Mix {
-    /// Weights of [`Kind::Same`], [`Kind::Other`], [`Kind::Exit`].
-    w: [u64; 3],
+    /// Weights of [`Kind::Same`], [`Kind::Other`], [`Kind::Exit`],
+    /// [`Kind::LazyExit`].
+    w: [u64; 4],
 }
 
 /// One operation of the mixed workload.
@@ -170,30 +192,50 @@ enum Kind {
     Same,
     Other,
     Exit,
+    /// An exit after which the CPU idles lazily on the dead mm for
+    /// [`IDLE_SWITCHES`] kernel-thread switches: Piggin's "left a lazy mm on
+    /// another CPU", so the final drop often finds lazy CPUs.
+    LazyExit,
 }
 
-const KINDS: [(Kind, &str); 3] = [
+const KINDS: [(Kind, &str); 4] = [
     (Kind::Same, "same"),
     (Kind::Other, "other"),
     (Kind::Exit, "exit"),
+    (Kind::LazyExit, "lazy_exit"),
 ];
 
+/// Kernel-thread switches a CPU idles for after a `lazy_exit` (lazy on the
+/// dead mm all along: kernel thread to kernel thread keeps the lazy mm).
+const IDLE_SWITCHES: usize = 64;
+
 impl Mix {
-    const DEFAULT: Mix = Mix { w: [70, 20, 10] };
+    const DEFAULT: Mix = Mix { w: [70, 20, 10, 0] };
+    /// The "exits meet lazy CPUs" mix (`--mix lazy-exits`): the default's
+    /// shares with every exit a `lazy_exit`.
+    const LAZY_EXITS: Mix = Mix { w: [70, 20, 0, 10] };
     /// Largest weight: keeps the arithmetic of [`counts`](Self::counts) small.
     const MAX_WEIGHT: u64 = 1_000_000;
 
     fn parse(spec: &str) -> Result<Mix, String> {
-        let mut w = [None; 3];
+        if spec.trim() == "lazy-exits" {
+            return Ok(Self::LAZY_EXITS);
+        }
+        let mut w = [None; 4];
         for item in spec.split(',') {
             let item = item.trim();
             let (k, v) = item.split_once('=').ok_or_else(|| {
-                format!("'{item}' is not KIND=WEIGHT (KIND one of same, other, exit)")
+                format!("'{item}' is not KIND=WEIGHT (KIND one of same, other, exit, lazy_exit)")
             })?;
             let i = KINDS
                 .iter()
                 .position(|(_, name)| *name == k.trim())
-                .ok_or_else(|| format!("unknown kind '{}' (use same, other or exit)", k.trim()))?;
+                .ok_or_else(|| {
+                    format!(
+                        "unknown kind '{}' (use same, other, exit or lazy_exit)",
+                        k.trim()
+                    )
+                })?;
             if w[i].is_some() {
                 return Err(format!("'{}' given twice", KINDS[i].1));
             }
@@ -221,13 +263,13 @@ impl Mix {
 
     /// How many operations of each kind make `ops`: exact shares, the
     /// rounding remainder to the largest fractional parts.
-    fn counts(&self, ops: usize) -> [usize; 3] {
+    fn counts(&self, ops: usize) -> [usize; 4] {
         let w = self.w.map(u128::from);
         let sum: u128 = w.iter().sum();
         let total = ops as u128;
         let mut n = w.map(|w| (total * w / sum) as usize);
         let mut rest = ops - n.iter().sum::<usize>();
-        let mut by_fraction = [0, 1, 2];
+        let mut by_fraction = [0, 1, 2, 3];
         by_fraction.sort_by_key(|&i| std::cmp::Reverse(total * w[i] % sum));
         for i in by_fraction {
             if rest == 0 {
@@ -337,7 +379,7 @@ fn mixed(cpus: usize, ops: usize, mix: &Mix) -> Scenario {
         let next = ids.len();
         *ids.entry((slot, gen)).or_insert_with(|| MmId::new(next))
     };
-    let mut script = Vec::with_capacity(2 * ops + counts[2] + 4);
+    let mut script = Vec::with_capacity(2 * ops + counts[2] + IDLE_SWITCHES * counts[3] + 4);
     let (mut slot, mut gen, mut live) = (0, [0usize; 2], [true, false]);
     script.push(Op::User(mm(0, 0)));
     for k in kinds {
@@ -351,6 +393,12 @@ fn mixed(cpus: usize, ops: usize, mix: &Mix) -> Scenario {
             Kind::Exit => {
                 gen[slot] += 1;
                 script.extend([Op::Exit, Op::Kthread, Op::User(mm(slot, gen[slot]))]);
+            }
+            Kind::LazyExit => {
+                gen[slot] += 1;
+                script.push(Op::Exit);
+                script.extend(std::iter::repeat_n(Op::Kthread, 1 + IDLE_SWITCHES));
+                script.push(Op::User(mm(slot, gen[slot])));
             }
         }
     }
@@ -395,6 +443,10 @@ struct Measured {
     exit_ipis: f64,
     mix_ns: f64,
     mix_rmw: f64,
+    /// The `--mix lazy-exits` run: ns per op, exits, IPIs per exit.
+    lx_ns: f64,
+    lx_exits: u64,
+    lx_ipis: f64,
     /// `size_of` the scheme struct at the run's CPU slots.
     scheme_bytes: usize,
 }
@@ -419,6 +471,7 @@ fn measure<S: LazyMm + Default + Send + Sync + 'static>(a: &Args) -> Measured {
     let (t3, st3) = run(make(), exits(n, a.processes));
     let exits = st3.exits as f64;
     let (t4, st4) = run(make(), mixed(n, a.round_trips, &a.mix));
+    let (t5, st5) = run(make(), mixed(n, a.round_trips, &Mix::LAZY_EXITS));
     Measured {
         name: S::NAME,
         sweep,
@@ -429,6 +482,9 @@ fn measure<S: LazyMm + Default + Send + Sync + 'static>(a: &Args) -> Measured {
         exit_ipis: st3.ipis as f64 / a.processes as f64,
         mix_ns: per_op(t4, n, trips(n)),
         mix_rmw: st4.shared_rmws as f64 / trips(n),
+        lx_ns: per_op(t5, n, trips(n)),
+        lx_exits: st5.exits,
+        lx_ipis: st5.ipis as f64 / st5.exits.max(1) as f64,
         scheme_bytes: size_of::<S>(),
     }
 }
@@ -483,7 +539,9 @@ pub fn main() {
     println!("end-to-end numbers (oracle included); `cargo bench` has the bare primitives\n");
     table(&rows);
     scaling(&rows);
-    lifetime(&rows);
+    let ipi = lifetime::ipi_price(&a);
+    lazy_exit_costs(&rows, &ipi);
+    let model = lifetime::report(&ipi);
     tlb_and_walkers(&a);
     let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let dir = Path::new(&dir);
@@ -497,10 +555,12 @@ pub fn main() {
         Ok(p) => println!("SVG: {}", p.display()),
         Err(e) => eprintln!("could not write the SVG chart: {e}"),
     }
+    lifetime::write_files(dir, &model);
 }
 
 /// The TLB and walker machines on the same CPUs: flush IPIs sent and
 /// saved by lazy skipping, and sync IPIs targeted vs broadcast.
+mod lifetime;
 mod report;
 mod schemes;
 use report::*;

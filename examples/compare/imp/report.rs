@@ -99,7 +99,7 @@ pub(super) fn table(rows: &[Row]) {
     ];
     for line in [head.map(|h| h.0), head.map(|h| h.1)] {
         println!(
-            "{:<10} {:>8} {:>7} {:>6} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8} {:>6} {:>5}",
+            "{:<14} {:>8} {:>7} {:>6} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8} {:>6} {:>5}",
             line[0],
             line[1],
             line[2],
@@ -117,7 +117,7 @@ pub(super) fn table(rows: &[Row]) {
     for r in rows {
         let m = &r.m;
         println!(
-            "{:<10} {:>8.1} {:>6.2}x {:>6.2} {:>8.1} {:>6.2} {:>8.1} {:>9.2} {:>9.2} {:>8.1} {:>6} {:>5}",
+            "{:<14} {:>8.1} {:>6.2}x {:>6.2} {:>8.1} {:>6.2} {:>8.1} {:>9.2} {:>9.2} {:>8.1} {:>6} {:>5}",
             m.name,
             r.rt().ns,
             r.rt().ns / base,
@@ -157,33 +157,32 @@ pub(super) fn scaling(rows: &[Row]) {
     }
 }
 
-/// Zijlstra's question, "an xchg on every unlazy vs one IPI per exit":
-/// a process whose life has K lazy round trips (same mm) costs
-/// `K * trip + exit`. For each pair of schemes, the K above which the one
-/// with the cheaper round trip wins, from the costs measured above.
-pub(super) fn lifetime(rows: &[Row]) {
-    println!("\nlifetime cost: K lazy round trips per process exit; crossover K where the cheaper round trip wins");
-    let mut any = false;
-    for a in rows {
-        for b in rows {
-            // a: cheaper round trip, dearer exit than b.
-            let (dt, de) = (b.rt().ns - a.rt().ns, a.m.exit_ns - b.m.exit_ns);
-            if dt > 0.0 && de > 0.0 {
-                any = true;
-                println!(
-                    "  {:<10} overtakes {:<10} above K = {:.1} round trips per exit ({:.1} ns dearer exit, {:.1} ns cheaper trip)",
-                    a.m.name,
-                    b.m.name,
-                    de / dt,
-                    de,
-                    dt
-                );
-            }
-        }
+/// The `--mix lazy-exits` run: exits whose final drop meets CPUs still
+/// lazy on the mm. IPIs per exit are the simulated machine's (mailboxes),
+/// priced at the IPI cost measured on this machine.
+pub(super) fn lazy_exit_costs(rows: &[Row], ipi: &lifetime::IpiPrice) {
+    println!(
+        "\nexits that meet lazy CPUs (--mix lazy-exits: same=70,other=20,lazy_exit=10; after an exit the CPU idles lazily for {IDLE_SWITCHES} kernel-thread switches)"
+    );
+    println!(
+        "{:<14} {:>8} {:>8} {:>10} {:>16}",
+        "scheme", "ns/op", "exits", "IPIs/exit", "IPI us/exit (*)"
+    );
+    for r in rows {
+        let m = &r.m;
+        println!(
+            "{:<14} {:>8.1} {:>8} {:>10.3} {:>16.3}",
+            m.name,
+            m.lx_ns,
+            m.lx_exits,
+            m.lx_ipis,
+            m.lx_ipis * ipi.ns / 1000.0
+        );
     }
-    if !any {
-        println!("  none: in this run no scheme with a cheaper round trip has a dearer exit");
-    }
+    println!(
+        "(*) IPIs per exit (simulated: mailbox IPIs between the machine's threads) x {:.0} ns per IPI ({})",
+        ipi.ns, ipi.source
+    );
 }
 
 /// Writes `dir/lazymm-compare.csv`: one row per scheme and thread count.
@@ -298,7 +297,7 @@ pub(super) fn write_svg(
         .draw()?;
     for (i, r) in rows.iter().enumerate() {
         // Distinct, dark enough on white (a "tab10"-like palette).
-        const COLORS: [RGBColor; 7] = [
+        const COLORS: [RGBColor; 10] = [
             RGBColor(214, 39, 40),
             RGBColor(31, 119, 180),
             RGBColor(44, 160, 44),
@@ -306,6 +305,9 @@ pub(super) fn write_svg(
             RGBColor(148, 103, 189),
             RGBColor(140, 86, 75),
             RGBColor(23, 190, 207),
+            RGBColor(227, 119, 194),
+            RGBColor(127, 127, 127),
+            RGBColor(188, 189, 34),
         ];
         let color = COLORS[i % COLORS.len()].to_rgba();
         let pts: Vec<(usize, f64)> = r.m.sweep.iter().map(|p| (p.threads, p.ns)).collect();
