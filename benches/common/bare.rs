@@ -108,6 +108,7 @@ pub fn round_trip_other<S: LazyMm>(
 }
 
 /// The floor: the plain per-CPU store pair alone.
+#[derive(Default)]
 pub struct Floor;
 impl LazyMm for Floor {
     const NAME: &'static str = "floor";
