@@ -489,20 +489,8 @@ fn svg(dir: &Path, m: &Model) -> Result<std::path::PathBuf, Box<dyn std::error::
         .x_label_formatter(&|x| fmt_k(*x))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
-    const COLORS: [RGBColor; 10] = [
-        RGBColor(214, 39, 40),
-        RGBColor(31, 119, 180),
-        RGBColor(44, 160, 44),
-        RGBColor(255, 127, 14),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(23, 190, 207),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-        RGBColor(188, 189, 34),
-    ];
     for (i, p) in m.parts.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()].to_rgba();
+        let color = super::report::PALETTE[i % super::report::PALETTE.len()].to_rgba();
         let pts: Vec<(f64, f64)> = ks
             .iter()
             .map(|&k| (k, p.lifetime(k, ci, share, m.ipi_ns)))

@@ -296,20 +296,7 @@ pub(super) fn write_svg(
         })
         .draw()?;
     for (i, r) in rows.iter().enumerate() {
-        // Distinct, dark enough on white (a "tab10"-like palette).
-        const COLORS: [RGBColor; 10] = [
-            RGBColor(214, 39, 40),
-            RGBColor(31, 119, 180),
-            RGBColor(44, 160, 44),
-            RGBColor(255, 127, 14),
-            RGBColor(148, 103, 189),
-            RGBColor(140, 86, 75),
-            RGBColor(23, 190, 207),
-            RGBColor(227, 119, 194),
-            RGBColor(127, 127, 127),
-            RGBColor(188, 189, 34),
-        ];
-        let color = COLORS[i % COLORS.len()].to_rgba();
+        let color = PALETTE[i % PALETTE.len()].to_rgba();
         let pts: Vec<(usize, f64)> = r.m.sweep.iter().map(|p| (p.threads, p.ns)).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
@@ -328,3 +315,21 @@ pub(super) fn write_svg(
     root.present()?;
     Ok(path)
 }
+
+/// Line colours of the charts: distinct, dark enough on white (a
+/// "tab10"-like palette).
+pub(super) const PALETTE: [plotters::style::RGBColor; 10] = {
+    use plotters::style::RGBColor;
+    [
+        RGBColor(214, 39, 40),
+        RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(23, 190, 207),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+    ]
+};
