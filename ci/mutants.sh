@@ -52,6 +52,7 @@ declare -A why=(
   [no_scan_fence]="shuttle: a store-buffering fence bug; ordering, invisible to shuttle's SeqCst atomics. Killed only in the domain models (loom's, and the Miri probe's): in the lazy-mm use the owner's mm_users drop already orders the publish (see the next row)."
   [no_revalidate]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
   [scan_no_wait]="shuttle: the domain variants are modelled only in the domain models (loom's, and the Miri probe's); tests/shuttle/hazard.rs runs the lazy-mm scheme only."
+  [idle::rcu_mm_idle_is_quiescent]="Miri: no probe written for the idle-wait scenario; loom (tests/loom/idle.rs) and shuttle PCT (tests/shuttle/idle.rs) kill it."
   [nofence_relaxed_clear]="shuttle: an ordering bug (a release store weakened to relaxed); shuttle treats every atomic as SeqCst and cannot see it. Miri: no probe written for the fence-free scheme; loom kills it in exit_lazy_vs_final_drop."
   [nofence_relaxed_publish]="shuttle: an ordering bug (a release store weakened to relaxed); shuttle treats every atomic as SeqCst and cannot see it. Miri: no probe written for the fence-free scheme; loom kills it in exit_lazy_vs_final_drop."
   [lazy_without_fences]="Not a bug in this use, pinned as such: the publish happens before the owner's mm_users drop (a release RMW), so the fences are not what keeps the mm alive (src/lazy/hazard.rs docs). Pinned by loom's lazy_without_fences_still_safe; the Miri probe agrees."

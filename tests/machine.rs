@@ -136,6 +136,8 @@ impl Reference {
                 }
                 self.curr[cpu] = None;
             }
+            // The reference is sequential: the exit it waits for is done.
+            Op::IdleUntilExited(_) => {}
             Op::Exit => {
                 let m = self.curr[cpu].take().unwrap();
                 self.mmgrab_lazy_tlb(cpu, m);
@@ -301,6 +303,40 @@ fn scenario_rejects_a_task_that_never_exits() {
 #[should_panic(expected = "scenario error: cpu0 exits without a user task")]
 fn scenario_rejects_exit_without_task() {
     Scenario::new(1, vec![vec![Op::User(MmId::new(0)), Op::Exit, Op::Exit]]);
+}
+
+#[test]
+#[should_panic(
+    expected = "scenario error: cpu0 idles until mm0 exited before its own task of mm0 exited"
+)]
+fn scenario_rejects_an_idle_wait_on_its_own_live_task() {
+    let m = MmId::new(0);
+    Scenario::new(
+        1,
+        vec![vec![
+            Op::User(m),
+            Op::Kthread,
+            Op::IdleUntilExited(m),
+            Op::User(m),
+            Op::Exit,
+        ]],
+    );
+}
+
+#[test]
+#[should_panic(expected = "scenario error: cpu0 idles until mm0 exited while a user task runs")]
+fn scenario_rejects_an_idle_wait_in_a_user_task() {
+    let (a, b) = (MmId::new(0), MmId::new(1));
+    Scenario::new(
+        2,
+        vec![vec![
+            Op::User(a),
+            Op::Exit,
+            Op::User(b),
+            Op::IdleUntilExited(a),
+            Op::Exit,
+        ]],
+    );
 }
 
 #[test]

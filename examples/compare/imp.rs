@@ -37,8 +37,8 @@ usage: compare [--threads N] [--cpus C] [--round-trips R] [--processes P] [--mix
   --mix SPEC       shares of the mixed workload, KIND=WEIGHT items separated by
                commas, KIND one of same (same-mm round trip), other
                (other-mm round trip), exit (process exit), lazy_exit (an exit
-               after which the CPU idles lazily on the dead mm for {IDLE_SWITCHES}
-               kernel-thread switches); missing kinds weigh 0 (default {});
+               after which the CPU idles lazily on the dead mm until the
+               process's last thread exited); missing kinds weigh 0 (default {});
                `--mix lazy-exits` is same=70,other=20,lazy_exit=10, the mix
                that is always run as well (exits that meet lazy CPUs)
   --ipi-ns NS      the price of one IPI in the lifetime model, in ns, instead
@@ -192,9 +192,10 @@ enum Kind {
     Same,
     Other,
     Exit,
-    /// An exit after which the CPU idles lazily on the dead mm for
-    /// [`IDLE_SWITCHES`] kernel-thread switches: Piggin's "left a lazy mm on
-    /// another CPU", so the final drop often finds lazy CPUs.
+    /// An exit after which the CPU idles lazily on the dead mm until the
+    /// process's last thread has exited ([`Op::IdleUntilExited`]): Piggin's
+    /// "left a lazy mm on another CPU", so every final drop finds the CPUs
+    /// that exited before the last one still lazy on the mm.
     LazyExit,
 }
 
@@ -204,10 +205,6 @@ const KINDS: [(Kind, &str); 4] = [
     (Kind::Exit, "exit"),
     (Kind::LazyExit, "lazy_exit"),
 ];
-
-/// Kernel-thread switches a CPU idles for after a `lazy_exit` (lazy on the
-/// dead mm all along: kernel thread to kernel thread keeps the lazy mm).
-const IDLE_SWITCHES: usize = 64;
 
 impl Mix {
     const DEFAULT: Mix = Mix { w: [70, 20, 10, 0] };
@@ -297,6 +294,7 @@ impl Mix {
         KINDS
             .iter()
             .zip(self.w)
+            .filter(|&(_, w)| w > 0)
             .map(|((_, name), w)| format!("{name}={:.1}%", 100.0 * w as f64 / sum as f64))
             .map(|s| s.replace(".0%", "%"))
             .collect::<Vec<_>>()
@@ -379,7 +377,7 @@ fn mixed(cpus: usize, ops: usize, mix: &Mix) -> Scenario {
         let next = ids.len();
         *ids.entry((slot, gen)).or_insert_with(|| MmId::new(next))
     };
-    let mut script = Vec::with_capacity(2 * ops + counts[2] + IDLE_SWITCHES * counts[3] + 4);
+    let mut script = Vec::with_capacity(2 * ops + counts[2] + 2 * counts[3] + 4);
     let (mut slot, mut gen, mut live) = (0, [0usize; 2], [true, false]);
     script.push(Op::User(mm(0, 0)));
     for k in kinds {
@@ -395,10 +393,14 @@ fn mixed(cpus: usize, ops: usize, mix: &Mix) -> Scenario {
                 script.extend([Op::Exit, Op::Kthread, Op::User(mm(slot, gen[slot]))]);
             }
             Kind::LazyExit => {
+                let dead = mm(slot, gen[slot]);
                 gen[slot] += 1;
-                script.push(Op::Exit);
-                script.extend(std::iter::repeat_n(Op::Kthread, 1 + IDLE_SWITCHES));
-                script.push(Op::User(mm(slot, gen[slot])));
+                script.extend([
+                    Op::Exit,
+                    Op::Kthread,
+                    Op::IdleUntilExited(dead),
+                    Op::User(mm(slot, gen[slot])),
+                ]);
             }
         }
     }
@@ -443,8 +445,7 @@ struct Measured {
     exit_ipis: f64,
     mix_ns: f64,
     mix_rmw: f64,
-    /// The `--mix lazy-exits` run: ns per op, exits, IPIs per exit.
-    lx_ns: f64,
+    /// The `--mix lazy-exits` run: exits, IPIs per exit.
     lx_exits: u64,
     lx_ipis: f64,
     /// `size_of` the scheme struct at the run's CPU slots.
@@ -471,7 +472,7 @@ fn measure<S: LazyMm + Default + Send + Sync + 'static>(a: &Args) -> Measured {
     let (t3, st3) = run(make(), exits(n, a.processes));
     let exits = st3.exits as f64;
     let (t4, st4) = run(make(), mixed(n, a.round_trips, &a.mix));
-    let (t5, st5) = run(make(), mixed(n, a.round_trips, &Mix::LAZY_EXITS));
+    let (_, st5) = run(make(), mixed(n, a.round_trips, &Mix::LAZY_EXITS));
     Measured {
         name: S::NAME,
         sweep,
@@ -482,7 +483,6 @@ fn measure<S: LazyMm + Default + Send + Sync + 'static>(a: &Args) -> Measured {
         exit_ipis: st3.ipis as f64 / a.processes as f64,
         mix_ns: per_op(t4, n, trips(n)),
         mix_rmw: st4.shared_rmws as f64 / trips(n),
-        lx_ns: per_op(t5, n, trips(n)),
         lx_exits: st5.exits,
         lx_ipis: st5.ipis as f64 / st5.exits.max(1) as f64,
         scheme_bytes: size_of::<S>(),

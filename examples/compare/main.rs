@@ -31,7 +31,13 @@
 //!   - `other`: a kernel thread, then the CPU's thread of the other of two
 //!     live processes (a round trip into another mm);
 //!   - `exit`: the current thread exits, a kernel thread runs lazily on the
-//!     dead mm, then the thread of a fresh process runs in its place.
+//!     dead mm, then the thread of a fresh process runs in its place;
+//!   - `lazy_exit`: like `exit`, but the CPU idles lazily on the dead mm
+//!     until the process's last thread exited (`Op::IdleUntilExited`), so
+//!     every final drop meets the CPUs that exited first still lazy on it.
+//! * **lazy exits** (always run, also `--mix lazy-exits`):
+//!   `same=70,other=20,lazy_exit=10`; reports IPIs per exit and prices them
+//!   at the IPI cost measured in the same run (see below).
 //!
 //! # What is reported
 //!
@@ -71,10 +77,14 @@
 //!
 //! # Outputs
 //!
-//! The table and the lifetime crossover on stdout; a CSV
-//! (`$CARGO_TARGET_DIR/lazymm-compare.csv`, default `target/`) with one row
-//! per scheme and thread count; and an SVG chart of the thread scaling
-//! (`$CARGO_TARGET_DIR/lazymm-compare.svg`), drawn with `plotters`.
+//! The table, the lazy exits, the measured IPI and the lifetime model
+//! (`imp/lifetime.rs`: inputs, crossover K for every pair of schemes,
+//! lifetime cost at K = 1..10,000) on stdout; CSVs
+//! (`$CARGO_TARGET_DIR/lazymm-compare.csv`, default `target/`, one row per
+//! scheme and thread count; `lazymm-lifetime.csv`, one row per scheme, CPU
+//! count, lazy share and K); and SVG charts of the thread scaling
+//! (`lazymm-compare.svg`) and the lifetime cost against K
+//! (`lazymm-lifetime.svg`), drawn with `plotters`.
 
 fn main() {
     // Compiles in every build; the checkers' atomics work only inside a model.

@@ -16,6 +16,7 @@ mod external;
 #[cfg(feature = "haphazard")]
 mod haphazard;
 mod hazard;
+mod idle;
 mod litmus;
 mod loaded;
 mod rcu_mm;

@@ -14,6 +14,7 @@ mod common;
 mod deferred;
 mod external;
 mod hazard;
+mod idle;
 mod loaded;
 mod rcu_mm;
 mod refcount;

@@ -85,7 +85,7 @@ use crate::lazy::deferred::DeferredDrops;
 use crate::lazy::{Kernel, LazyMm};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc};
-use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering::*, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use report::{Event, Events, Hook, HookStack};
 use std::format;
@@ -128,6 +128,9 @@ struct Mm {
     /// Oracle: times freed, and whether `exit_mmap` ran.
     freed: Shadow,
     torn_down: Shadow,
+    /// The last task's exit finished ([`Op::IdleUntilExited`] waits for it;
+    /// written only when the scenario has such a wait).
+    exited: AtomicBool,
     /// Oracle: recent events, for failure reports (under the checkers).
     events: Events,
 }
@@ -139,6 +142,9 @@ pub struct Machine<S> {
     cpus: Vec<CachePadded<Cpu>>,
     mms: Vec<CachePadded<Mm>>,
     done: AtomicUsize,
+    /// Whether the scenario has an [`Op::IdleUntilExited`] (otherwise no
+    /// exit writes [`Mm::exited`]: no extra atomics for the checkers).
+    idles: bool,
     bug: BugSwitch<MachineBug>,
     inline_ipis: bool,
     /// The line a failure report gives to replay it (set by the harness).
@@ -202,11 +208,13 @@ where
                     body: UnsafeCell::new(MmBody { freed: false }),
                     freed: Shadow::new(0),
                     torn_down: Shadow::new(0),
+                    exited: AtomicBool::new(false),
                     events: Events::new(),
                 })
             })
             .collect();
         Self {
+            idles: scenario.has_idle_waits(),
             scheme,
             scenario,
             cpus,
@@ -332,6 +340,9 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             Op::User(mm) => self.context_switch(cpu, Task::User(mm)),
             Op::Kthread => self.context_switch(cpu, Task::Kernel),
             Op::Exit => self.exit(cpu),
+            // Acquire: pairs with the release in mmput(), so the exit (and
+            // any IPI it sent us, served while waiting) is behind us.
+            Op::IdleUntilExited(mm) => self.wait_serving(cpu, || self.mm(mm).exited.load(Acquire)),
         }
     }
 
@@ -498,6 +509,13 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 self.mm(mm).torn_down.set(1); // exit_mmap()
                 self.mmdrop(cpu, mm);
             });
+            if self.idles {
+                // Release: pairs with IdleUntilExited's acquire.
+                self.mm(mm).exited.store(true, Release);
+                for c in self.cpus.iter() {
+                    c.doorbell.ring();
+                }
+            }
         }
     }
 

@@ -13,6 +13,14 @@ pub enum Op {
     /// The current user task exits: `exit_mm()` (it becomes a lazy user of its
     /// own mm) and `mmput()`. The CPU runs the dead task until the next switch.
     Exit,
+    /// The kernel thread running on this CPU idles, serving IPIs, until the
+    /// last task of `mm` has finished exiting (its `mmput()`, and the final
+    /// drop when that is where it happens, returned): Piggin's idle CPU that
+    /// "left a lazy mm on another CPU", still lazy on the dying mm when the
+    /// final drop runs. Only while a kernel thread runs and after this CPU's
+    /// own task of `mm` exited; waits must not form a cycle between CPUs.
+    /// Sequential drivers may step it only once the exit is done.
+    IdleUntilExited(MmId),
 }
 
 /// A workload: how many mms there are, and one script per CPU.
@@ -59,6 +67,16 @@ impl Scenario {
                         curr = Some(mm);
                     }
                     Op::Kthread => curr = None,
+                    Op::IdleUntilExited(mm) => {
+                        assert!(
+                            curr.is_none(),
+                            "scenario error: cpu{cpu} idles until {mm} exited while a user task runs"
+                        );
+                        assert!(
+                            dead.contains(&mm),
+                            "scenario error: cpu{cpu} idles until {mm} exited before its own task of {mm} exited"
+                        );
+                    }
                     Op::Exit => {
                         let mm = curr.take().unwrap_or_else(|| {
                             panic!("scenario error: cpu{cpu} exits without a user task")
@@ -102,6 +120,14 @@ impl Scenario {
     /// Total number of operations.
     pub fn len(&self) -> usize {
         self.scripts.iter().map(Vec::len).sum()
+    }
+
+    /// Whether some script has an [`Op::IdleUntilExited`].
+    pub fn has_idle_waits(&self) -> bool {
+        self.scripts
+            .iter()
+            .flatten()
+            .any(|op| matches!(op, Op::IdleUntilExited(_)))
     }
 
     /// Whether there are no operations.

@@ -227,6 +227,22 @@ pub fn three_cpus() -> Scenario {
     .named("three_cpus")
 }
 
+/// Both CPUs' tasks exit and each CPU idles lazily on the dead mm until the
+/// last exit finished ([`Op::IdleUntilExited`]): the final drop always
+/// finds the other CPU still lazy on the mm (Piggin's "left a lazy mm on
+/// another CPU"), so schemes that IPI lazy CPUs always send one. Not one of
+/// the standard six.
+pub fn exit_meets_idle_lazy() -> Scenario {
+    Scenario::new(
+        1,
+        vec![
+            vec![User(A), Exit, Op::IdleUntilExited(A)],
+            vec![User(A), Exit, Op::IdleUntilExited(A)],
+        ],
+    )
+    .named("exit_meets_idle_lazy")
+}
+
 /// The six standard scenarios, named as in the crate's loom suite.
 pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
     [
