@@ -131,7 +131,10 @@ mod imp {
                     stop.clone(),
                 );
                 handles.push(std::thread::spawn(move || {
-                    ipi::pin(cpu);
+                    assert!(
+                        ipi::pin(cpu),
+                        "context_switch: could not pin a thread to CPU {cpu} (an unpinned pair measures the host scheduler's placement)"
+                    );
                     let slot = CpuId::new((2 * p + side) % SLOTS);
                     let h = Hooks {
                         s: &*s,

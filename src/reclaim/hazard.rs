@@ -45,7 +45,7 @@
 
 use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};
-use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering::*};
+use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering, Ordering::*};
 
 /// The known-bad variants of the domain and of [`HazardLazy`](crate::lazy::hazard::HazardLazy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +66,10 @@ pub enum Bug {
     RelaxedClear,
     /// [`HazardDomain::publish`] stores with `Relaxed` instead of
     /// `Release`: a scan that finds the CPU already protecting its *next*
-    /// object skips it without seeing the uses of the old one. Harmless
-    /// after a full barrier; a use-after-free in the fence-free lazy-mm
-    /// scheme (the CPU went lazy on another mm before the final drop).
+    /// object skips it without seeing the uses of the old one. A
+    /// use-after-free in the fence-free lazy-mm scheme (the CPU went lazy
+    /// on another mm before the final drop); [`HazardDomain::protect`]
+    /// stores relaxed behind its full barriers and is unaffected.
     RelaxedPublish,
 }
 
@@ -155,7 +156,9 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
     /// barrier. The caller guarantees `addr` stays alive until then (it holds
     /// a reference, or re-validates: see [`try_protect`](Self::try_protect)).
     pub fn protect(&self, cpu: CpuId, addr: usize) -> Result<Protected, ProtectError> {
-        let p = self.publish(cpu, addr)?;
+        // Relaxed: the full barrier below orders the publish before what
+        // follows (and the caller's earlier uses before it).
+        let p = self.store_slot(cpu, addr, Relaxed)?;
         if !self.bug().is(Bug::NoPublishFence) {
             // Pairs with the smp_mb() in scan(): store buffering.
             smp_mb();
@@ -178,6 +181,29 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
     /// [`protect`](Self::protect): without the barrier it is the
     /// store-buffering failure of `bug_no_publish_fence`.
     pub fn publish(&self, cpu: CpuId, addr: usize) -> Result<Protected, ProtectError> {
+        // Release: pairs with the scan's acquire loads. A scan that reads
+        // this slot holding a *newer* address than the one it looks for
+        // must also see this CPU's uses under the older protection, whose
+        // release clear this store overwrites: a relaxed store would not
+        // carry that clear's release along (release sequences hold only
+        // RMWs). What orders the publish itself before a scan is the
+        // caller's reference drop (see above).
+        let order = if self.bug().is(Bug::RelaxedPublish) {
+            Relaxed
+        } else {
+            Release
+        };
+        self.store_slot(cpu, addr, order)
+    }
+
+    /// Stores `addr` (non-zero) in a free slot of `cpu` with `order`.
+    #[inline]
+    fn store_slot(
+        &self,
+        cpu: CpuId,
+        addr: usize,
+        order: Ordering,
+    ) -> Result<Protected, ProtectError> {
         if addr == 0 {
             return Err(ProtectError::Null);
         }
@@ -186,18 +212,7 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
         let Some(slot) = slots.iter().position(|s| s.load(Relaxed) == 0) else {
             return Err(ProtectError::SlotsFull);
         };
-        if self.bug().is(Bug::RelaxedPublish) {
-            slots[slot].store(addr, Relaxed);
-            return Ok(Protected { cpu, slot, addr });
-        }
-        // Release: pairs with the scan's acquire loads. A scan that reads
-        // this slot holding a *newer* address than the one it looks for
-        // must also see this CPU's uses under the older protection, whose
-        // release clear this store overwrites: a relaxed store would not
-        // carry that clear's release along (release sequences hold only
-        // RMWs). What orders the publish itself before a scan is the
-        // caller's barrier (protect) or its reference drop (see above).
-        slots[slot].store(addr, Release);
+        slots[slot].store(addr, order);
         Ok(Protected { cpu, slot, addr })
     }
 

@@ -179,22 +179,18 @@ fn bug_nofence_relaxed_publish() {
     );
 }
 
-/// With Desnoyers' barriers in front of them, relaxed slot stores are
-/// enough (a fence before a relaxed store releases as a release store
-/// does): the two variants above are failures of the fence-free scheme
-/// only. Pinned so the claim in `reclaim::hazard::Bug` stays true.
+/// With Desnoyers' barrier in front of it, a relaxed clear is enough (a
+/// fence before a relaxed store releases as a release store does): the
+/// variant above is a failure of the fence-free scheme only. (The fenced
+/// scheme's publish is `protect`, a relaxed store behind full barriers,
+/// so `RelaxedPublish` does not apply to it.) Pinned so the claim in
+/// `reclaim::hazard::Bug` stays true.
 #[test]
-fn fenced_tolerates_relaxed_slot_stores() {
+fn fenced_tolerates_relaxed_clear() {
     check(
         "hazard/relaxed_clear",
         HEAVY_BOUND,
         || HazardLazy::<2>::with_bug(Bug::RelaxedClear),
-        exit_lazy_vs_final_drop,
-    );
-    check(
-        "hazard/relaxed_publish",
-        HEAVY_BOUND,
-        || HazardLazy::<2>::with_bug(Bug::RelaxedPublish),
         exit_lazy_vs_final_drop,
     );
 }
