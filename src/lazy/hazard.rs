@@ -25,17 +25,19 @@
 //!   `mfence`s), see BENCHMARKS.md.
 //! * [`HazardLazyNoFence`] (`HazardLazy<N, false>`): no barrier of its own
 //!   on the switch path. What orders each step instead:
-//!   - the publish ([`HazardDomain::publish`], a relaxed store) happens
-//!     before the final drop's scan because the CPU's user task still
-//!     holds `mm_users` when the CPU goes lazy: that reference is dropped
-//!     later with a release RMW (by `exit_mm()` on this CPU, or by the task
-//!     after the scheduler moved it elsewhere — the runqueue lock orders
-//!     the two CPUs), and the final drop runs after the last drop's
-//!     acquire;
+//!   - the publish ([`HazardDomain::publish`]) happens before the final
+//!     drop's scan because the CPU's user task still holds `mm_users` when
+//!     the CPU goes lazy: that reference is dropped later with a release
+//!     RMW (by `exit_mm()` on this CPU, or by the task after the scheduler
+//!     moved it elsewhere — the runqueue lock orders the two CPUs), and the
+//!     final drop runs after the last drop's acquire;
 //!   - the clear is a release store, paired with the scan's acquire loads:
 //!     this CPU's uses of the mm happen before the scan sees the slot empty
-//!     (`bug_relaxed_clear`, a relaxed clear, is the use-after-free loom
-//!     finds without the barrier in front of it);
+//!     (`bug_nofence_relaxed_clear`, a relaxed clear, is the use-after-free
+//!     loom finds without the barrier in front of it);
+//!   - the publish is a release store too: the scan may read the CPU's
+//!     *next* lazy mm in the slot, and only a release store carries the
+//!     earlier clear's ordering along (`bug_nofence_relaxed_publish`);
 //!   - the scan keeps its `smp_mb()` (the final drop is rare).
 //!
 //!   The one thing the barriers also gave Linux, membarrier's ordering of
