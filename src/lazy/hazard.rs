@@ -40,6 +40,12 @@
 //!     earlier clear's ordering along (`bug_nofence_relaxed_publish`);
 //!   - the scan keeps its `smp_mb()` (the final drop is rare).
 //!
+//!   On the switch path it is two plain stores to the CPU's own slot, like
+//!   the floor's `is_lazy`/`loaded_mm` stores: no search and no misuse
+//!   check (entering twice, leaving without entering). Those are
+//!   [`Checked`](crate::lazy::checked::Checked)'s, as for `loaded_mm`:
+//!   wrap the scheme while bringing a kernel up.
+//!
 //!   The one thing the barriers also gave Linux, membarrier's ordering of
 //!   user accesses around a switch, a kernel gets from its scheduler's own
 //!   full barrier (`smp_mb__after_spinlock()` in `__schedule()`), not from
@@ -108,17 +114,17 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
             // module docs for why existence does not need it).
             smp_mb();
         }
-        // Fenced: protect() = publish + smp_mb() (pairs with the scan's).
-        // Fence-free: publish() alone, ordered before the final drop's scan
-        // by the task's later release drop of mm_users (module docs).
-        let published = if FENCED {
-            self.domain.protect(cpu, mm.to_word())
+        if FENCED {
+            // protect() = publish + smp_mb() (pairs with the scan's).
+            if let Err(e) = self.domain.protect(cpu, mm.to_word()) {
+                panic!("lazymm: mmgrab_lazy_tlb on {cpu}: {e:?} (already lazy?)");
+            }
+            // The slot is the record; mmdrop_lazy_tlb clears it.
         } else {
-            self.domain.publish(cpu, mm.to_word())
-        };
-        match published {
-            Ok(_) => {} // the slot is the record; mmdrop_lazy_tlb clears it
-            Err(e) => panic!("lazymm: mmgrab_lazy_tlb on {cpu}: {e:?} (already lazy?)"),
+            // The CPU's one slot, no search and no check (module docs: the
+            // misuse checks are `Checked`'s); ordered before the final
+            // drop's scan by the task's later release drop of mm_users.
+            self.domain.publish(cpu, 0, mm.to_word());
         }
     }
 
@@ -129,9 +135,12 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
             // Pairs with the scan's smp_mb() (membarrier in Linux).
             smp_mb();
         }
-        // The clear is a release store either way (HazardDomain::clear):
-        // this CPU's uses of the mm happen before the scan sees it empty.
-        if !self.domain.clear(cpu, mm.to_word()) {
+        // The clear is a release store either way: this CPU's uses of the
+        // mm happen before the scan sees the slot empty.
+        if !FENCED {
+            // The CPU's one slot, unchecked (module docs).
+            self.domain.unpublish(cpu, 0);
+        } else if !self.domain.clear(cpu, mm.to_word()) {
             panic!("lazymm: mmdrop_lazy_tlb on {cpu}, which is not lazy on {mm:?}");
         }
     }

@@ -45,7 +45,7 @@
 
 use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};
-use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering, Ordering::*};
+use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering::*};
 
 /// The known-bad variants of the domain and of [`HazardLazy`](crate::lazy::hazard::HazardLazy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +58,8 @@ pub enum Bug {
     NoRevalidate,
     /// The scan calls `on_match` but does not wait for the slot to clear.
     ScanNoWait,
-    /// [`HazardDomain::clear`] stores 0 with `Relaxed` instead of `Release`.
+    /// [`HazardDomain::clear`] and [`HazardDomain::unpublish`] store 0 with
+    /// `Relaxed` instead of `Release`.
     /// Harmless after a full barrier (Desnoyers' `mmdrop_lazy_tlb()` runs
     /// `smp_mb()` first); a use-after-free in the fence-free lazy-mm scheme,
     /// whose clear is the only thing ordering the CPU's uses of the mm
@@ -156,18 +157,27 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
     /// barrier. The caller guarantees `addr` stays alive until then (it holds
     /// a reference, or re-validates: see [`try_protect`](Self::try_protect)).
     pub fn protect(&self, cpu: CpuId, addr: usize) -> Result<Protected, ProtectError> {
-        // Relaxed: the full barrier below orders the publish before what
-        // follows (and the caller's earlier uses before it).
-        let p = self.store_slot(cpu, addr, Relaxed)?;
+        if addr == 0 {
+            return Err(ProtectError::Null);
+        }
+        let slots = self.slots.get(cpu);
+        // Relaxed: only this CPU writes a free slot to non-zero; the full
+        // barrier below orders the publish before what follows.
+        let Some(slot) = slots.iter().position(|s| s.load(Relaxed) == 0) else {
+            return Err(ProtectError::SlotsFull);
+        };
+        slots[slot].store(addr, Relaxed);
         if !self.bug().is(Bug::NoPublishFence) {
             // Pairs with the smp_mb() in scan(): store buffering.
             smp_mb();
         }
-        Ok(p)
+        Ok(Protected { cpu, slot, addr })
     }
 
-    /// Publishes `addr` (non-zero) in a free slot of `cpu` with **no**
-    /// barrier: [`protect`](Self::protect) without its `smp_mb()`.
+    /// Stores `addr` in slot `slot` of `cpu`, which the caller owns and
+    /// knows to be free, with **no** barrier and no search: the fence-free
+    /// owner's fast path ([`protect`](Self::protect) without its
+    /// `smp_mb()`). Undo it with [`unpublish`](Self::unpublish).
     ///
     /// Only for a caller whose publish already happens before every scan
     /// for `addr` by other means: it holds a reference to the object that
@@ -180,7 +190,8 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
     /// reader that re-validates a source instead needs
     /// [`protect`](Self::protect): without the barrier it is the
     /// store-buffering failure of `bug_no_publish_fence`.
-    pub fn publish(&self, cpu: CpuId, addr: usize) -> Result<Protected, ProtectError> {
+    #[inline]
+    pub fn publish(&self, cpu: CpuId, slot: usize, addr: usize) {
         // Release: pairs with the scan's acquire loads. A scan that reads
         // this slot holding a *newer* address than the one it looks for
         // must also see this CPU's uses under the older protection, whose
@@ -193,27 +204,20 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
         } else {
             Release
         };
-        self.store_slot(cpu, addr, order)
+        self.slots.get(cpu)[slot].store(addr, order);
     }
 
-    /// Stores `addr` (non-zero) in a free slot of `cpu` with `order`.
+    /// Empties slot `slot` of `cpu` (the owner's side of
+    /// [`publish`](Self::publish)): a release store of 0, paired with the
+    /// scan's acquire loads.
     #[inline]
-    fn store_slot(
-        &self,
-        cpu: CpuId,
-        addr: usize,
-        order: Ordering,
-    ) -> Result<Protected, ProtectError> {
-        if addr == 0 {
-            return Err(ProtectError::Null);
-        }
-        let slots = self.slots.get(cpu);
-        // Relaxed: only this CPU writes a free slot to non-zero.
-        let Some(slot) = slots.iter().position(|s| s.load(Relaxed) == 0) else {
-            return Err(ProtectError::SlotsFull);
+    pub fn unpublish(&self, cpu: CpuId, slot: usize) {
+        let order = if self.bug().is(Bug::RelaxedClear) {
+            Relaxed
+        } else {
+            Release
         };
-        slots[slot].store(addr, order);
-        Ok(Protected { cpu, slot, addr })
+        self.slots.get(cpu)[slot].store(0, order);
     }
 
     /// `hazptr_load_try_protect()`: reads `src`, publishes what it read,
