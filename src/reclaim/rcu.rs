@@ -76,6 +76,11 @@ pub enum Bug {
     /// [`Rcu::advance`] ends a GP without waiting for the CPUs (a callback
     /// runs before its grace period ends).
     NoWait,
+    /// [`Rcu::advance`] never ends a grace period (as if a quiescent state
+    /// were lost): no use-after-free, but every `synchronize_rcu()` waits
+    /// forever. The models must turn that into a failing test that names
+    /// what each CPU waits for ("deadlock: ..."), not a checker abort.
+    NeverEnds,
 }
 
 /// What one call of [`Rcu::advance`] did.
@@ -318,6 +323,9 @@ impl<const N: usize> Rcu<N> {
                 self.snap[cpu.index()].store(c.load(Acquire), Relaxed);
             }
             return Progress::Started;
+        }
+        if self.bug.is(Bug::NeverEnds) {
+            return Progress::Waiting;
         }
         if !self.bug.is(Bug::NoWait) {
             for (cpu, c) in self.ctr.iter() {

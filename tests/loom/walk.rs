@@ -204,3 +204,36 @@ fn bug_rcu_no_wait() {
         )
     });
 }
+
+/// A grace period that never ends is no use-after-free but a hang: the
+/// machine turns "every CPU waits" into a failing test naming what each
+/// CPU waits for, instead of loom's deadlock abort (which ends the test
+/// binary without naming anything).
+#[test]
+fn bug_rcu_never_ends_is_a_named_deadlock() {
+    let err = std::panic::catch_unwind(|| {
+        check("bug_rcu_never_ends", 1, || {
+            WalkMachine::new(
+                walk_vs_collapse(),
+                SyncKind::Rcu,
+                NoIpi,
+                WalkTracker::new(BeginOrder::StoreMb),
+                Rcu::with_bug(rcu::Bug::NeverEnds),
+            )
+        })
+    })
+    .expect_err("a grace period that never ends must fail the check");
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    eprintln!("---- the failure ----\n{msg}\n----");
+    for part in [
+        "deadlock: no CPU can make progress",
+        "waits for the grace period of cookie",
+        "waits for the other CPUs to finish their scripts",
+    ] {
+        assert!(msg.contains(part), "no {part:?} in {msg:?}");
+    }
+}

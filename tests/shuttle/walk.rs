@@ -88,3 +88,21 @@ fn bug_rcu_no_wait() {
         )
     });
 }
+
+/// A grace period that never ends: a failing test whose line names what
+/// each of the 8 CPUs waits for, not shuttle's own deadlock report.
+#[test]
+#[should_panic(
+    expected = "deadlock: no CPU can make progress (every CPU waits, and no IPI or event can wake one):\n    cpu0 waits for the grace period of cookie"
+)]
+fn bug_rcu_never_ends_is_a_named_deadlock() {
+    bug(|| {
+        WalkMachine::new(
+            scenario(),
+            SyncKind::Rcu,
+            NoIpi,
+            WalkTracker::new(BeginOrder::StoreMb),
+            Rcu::with_bug(rcu::Bug::NeverEnds),
+        )
+    });
+}

@@ -8,7 +8,11 @@ use crate::cpu::{CpuId, CpuSet};
 use crate::lazy::LazyMm;
 use crate::sync::thread::{Condvar, Mutex};
 use crate::sync::{spin_loop, Ordering::*, CHECKED};
+use core::fmt::Write;
 use std::format;
+use std::string::String;
+use std::sync::Arc as StdArc;
+use std::vec::Vec;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Ipi {
@@ -24,36 +28,136 @@ pub(super) enum Ipi {
 /// The mutex adds no happens-before edge the protocol relies on: every event
 /// that rings a doorbell is already published by a release RMW that the
 /// woken CPU acquires.
-pub(super) struct Doorbell {
+pub(crate) struct Doorbell {
     lock: Mutex<()>,
     cv: Condvar,
+    board: StdArc<WaitBoard>,
+    id: usize,
 }
 
 impl Doorbell {
-    pub(super) fn new() -> Self {
+    /// A doorbell whose waiters are recorded on `board`.
+    pub(crate) fn new(board: &StdArc<WaitBoard>) -> Self {
         Self {
             lock: Mutex::new(()),
             cv: Condvar::new(),
+            board: StdArc::clone(board),
+            id: board.bell(),
         }
     }
 
-    pub(super) fn ring(&self) {
+    pub(crate) fn ring(&self) {
         if CHECKED {
             let _g = self.lock.lock().unwrap();
+            self.board.rung(self.id);
             self.cv.notify_all();
         }
     }
 
     /// Returns once `wake()` holds (immediately in real builds, where the
-    /// caller spins).
-    pub(super) fn wait(&self, wake: impl Fn() -> bool) {
+    /// caller spins). `cpu` blocks here waiting for `what()`; if that leaves
+    /// every CPU of the machine blocked with no doorbell rung since, nothing
+    /// can wake any of them, and `deadlock` gets the oracle's line naming
+    /// what each CPU waits for (it is expected to panic; if it returns, the
+    /// line is the panic).
+    pub(crate) fn wait(
+        &self,
+        cpu: CpuId,
+        what: impl Fn() -> String,
+        wake: impl Fn() -> bool,
+        deadlock: impl FnOnce(String),
+    ) {
         if CHECKED {
             let mut g = self.lock.lock().unwrap();
             while !wake() {
+                if let Some(line) = self.board.block(cpu, self.id, what()) {
+                    drop(g);
+                    deadlock(line.clone());
+                    panic!("{line}");
+                }
                 g = self.cv.wait(g).unwrap();
+                self.board.unblock(cpu);
             }
         } else {
             spin_loop();
+        }
+    }
+}
+
+/// Which CPU threads of one machine are blocked on which doorbell, and for
+/// what (checker builds). A CPU is blocked from the moment it waits until a
+/// doorbell it waits on rings. When the last running CPU blocks, no CPU can
+/// make progress (every CPU ends its script idling until all are done, so
+/// none has left the machine while another still waits): the CPU fails with
+/// a line naming what each CPU waits for, instead of the checker's own
+/// deadlock abort, which loom reports without naming anything and which
+/// ends a test binary instead of failing one test. Plain `std` bookkeeping
+/// outside the checkers' view: loom and shuttle run one thread at a time,
+/// and it adds no edge they could see.
+pub(crate) struct WaitBoard {
+    cpus: usize,
+    state: std::sync::Mutex<BoardState>,
+}
+
+struct BoardState {
+    bells: usize,
+    /// Per CPU: the doorbell it is blocked on and what it waits for.
+    blocked: Vec<Option<(usize, String)>>,
+}
+
+impl WaitBoard {
+    /// A board for a machine of `cpus` CPU threads.
+    pub(crate) fn new(cpus: usize) -> StdArc<Self> {
+        StdArc::new(Self {
+            cpus,
+            state: std::sync::Mutex::new(BoardState {
+                bells: 0,
+                blocked: (0..cpus).map(|_| None).collect(),
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, BoardState> {
+        // A poisoned board only means another CPU's oracle fired first.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bell(&self) -> usize {
+        let mut st = self.state();
+        st.bells += 1;
+        st.bells - 1
+    }
+
+    /// `cpu` blocks on `bell` for `what`; the deadlock line if it was the
+    /// last CPU still able to run.
+    fn block(&self, cpu: CpuId, bell: usize, what: String) -> Option<String> {
+        let mut st = self.state();
+        st.blocked[cpu.index()] = Some((bell, what));
+        if st.blocked.iter().filter(|b| b.is_some()).count() < self.cpus {
+            return None;
+        }
+        let mut line = String::from(
+            "deadlock: no CPU can make progress (every CPU waits, and no IPI or event can wake one):",
+        );
+        for (c, b) in st.blocked.iter().enumerate() {
+            if let Some((_, what)) = b {
+                let _ = write!(line, "\n    cpu{c} waits for {what}");
+            }
+        }
+        st.blocked[cpu.index()] = None;
+        Some(line)
+    }
+
+    fn unblock(&self, cpu: CpuId) {
+        self.state().blocked[cpu.index()] = None;
+    }
+
+    /// `bell` rang: its waiters can run again.
+    fn rung(&self, bell: usize) {
+        for b in self.state().blocked.iter_mut() {
+            if b.as_ref().is_some_and(|(id, _)| *id == bell) {
+                *b = None;
+            }
         }
     }
 }
@@ -142,7 +246,11 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         for t in targets.iter().filter(|&t| t != cpu) {
             // Acquire: pairs with the target's release acknowledgement.
             let target = &self.cpu(t);
-            self.wait_serving(cpu, || target.pending.load(Acquire) & bit == 0);
+            self.wait_serving(
+                cpu,
+                || format!("{t}'s acknowledgement of its shoot-lazy IPI for {msg:?}"),
+                || target.pending.load(Acquire) & bit == 0,
+            );
         }
     }
 }

@@ -3,10 +3,11 @@
 //! on under the checkers. A CPU serves its mailbox only at the points its
 //! machine calls [`Mailboxes::serve`] (interrupts-on points).
 
-use super::Doorbell;
+use super::{Doorbell, WaitBoard};
 use crate::cpu::{CpuId, CpuMask};
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
 use crossbeam_utils::CachePadded;
+use std::format;
 use std::vec::Vec;
 
 struct Slot<T> {
@@ -21,22 +22,32 @@ pub(crate) struct Mailboxes<T> {
     slots: Vec<CachePadded<Slot<T>>>,
     /// CPUs whose script is done ([`Mailboxes::idle_until_all_done`]).
     done: AtomicUsize,
+    /// Who waits for what (the deadlock report).
+    board: std::sync::Arc<WaitBoard>,
 }
 
 impl<T: Copy> Mailboxes<T> {
     pub(crate) fn new(n: usize) -> Self {
+        let board = WaitBoard::new(n);
         Self {
             slots: (0..n)
                 .map(|_| {
                     CachePadded::new(Slot {
-                        doorbell: Doorbell::new(),
+                        doorbell: Doorbell::new(&board),
                         pending: AtomicUsize::new(0),
                         request: UnsafeCell::new(None),
                     })
                 })
                 .collect(),
             done: AtomicUsize::new(0),
+            board,
         }
+    }
+
+    /// Another doorbell whose waiters count with the CPUs' own (a machine's
+    /// event bell, for the deadlock report).
+    pub(crate) fn new_bell(&self) -> Doorbell {
+        Doorbell::new(&self.board)
     }
 
     /// Runs `handle` for every request pending for `cpu` and acknowledges it.
@@ -86,15 +97,22 @@ impl<T: Copy> Mailboxes<T> {
         for t in targets.iter() {
             let target = &self.slots[t.index()];
             // Acquire: pairs with the target's release acknowledgement.
-            self.wait_serving(cpu, || target.pending.load(Acquire) & bit == 0, &mut handle);
+            self.wait_serving(
+                cpu,
+                || format!("{t}'s acknowledgement of its IPI"),
+                || target.pending.load(Acquire) & bit == 0,
+                &mut handle,
+            );
         }
     }
 
     /// Serves `cpu`'s mailbox until `until()` holds, blocking on its doorbell
     /// under the checkers (spinning otherwise).
+    /// `what` says what `cpu` waits for, for the deadlock report.
     pub(crate) fn wait_serving(
         &self,
         cpu: CpuId,
+        what: impl Fn() -> std::string::String,
         until: impl Fn() -> bool,
         mut handle: impl FnMut(T),
     ) {
@@ -104,8 +122,12 @@ impl<T: Copy> Mailboxes<T> {
             if until() {
                 return;
             }
-            me.doorbell
-                .wait(|| until() || me.pending.load(Relaxed) != 0);
+            me.doorbell.wait(
+                cpu,
+                &what,
+                || until() || me.pending.load(Relaxed) != 0,
+                |line| panic!("{line}"),
+            );
         }
     }
 
@@ -117,7 +139,12 @@ impl<T: Copy> Mailboxes<T> {
         if self.done.fetch_add(1, Release) + 1 == n {
             self.ring_all();
         }
-        self.wait_serving(cpu, || self.done.load(Acquire) == n, handle);
+        self.wait_serving(
+            cpu,
+            || "the other CPUs to finish their scripts".into(),
+            || self.done.load(Acquire) == n,
+            handle,
+        );
     }
 
     /// Wakes every CPU (a condition it may wait on changed).

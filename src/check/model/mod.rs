@@ -74,6 +74,7 @@ pub mod tlb;
 mod types;
 pub mod walk;
 
+pub(crate) use ipi::WaitBoard;
 use ipi::{Doorbell, Ipi};
 use oracle::race_is_uaf;
 pub use scenario::{Op, Scenario, SplitMix};
@@ -179,10 +180,11 @@ where
             S::CPUS,
         );
         let users = scenario.tasks_per_mm();
+        let board = WaitBoard::new(scenario.nr_cpus());
         let cpus = (0..scenario.nr_cpus())
             .map(|_| {
                 CachePadded::new(Cpu {
-                    doorbell: Doorbell::new(),
+                    doorbell: Doorbell::new(&board),
                     state: UnsafeCell::new(CpuState {
                         curr: Task::Kernel,
                         active_mm: MmId::INIT,
@@ -315,20 +317,34 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 c.doorbell.ring();
             }
         }
-        self.wait_serving(cpu, || self.done.load(Acquire) == self.nr_cpus());
+        self.wait_serving(
+            cpu,
+            || "the other CPUs to finish their scripts".into(),
+            || self.done.load(Acquire) == self.nr_cpus(),
+        );
     }
 
     /// Serves `cpu`'s mailbox until `until()` holds (blocking on the
     /// doorbell under the checkers, spinning otherwise).
-    fn wait_serving(&self, cpu: CpuId, until: impl Fn() -> bool) {
+    /// `what` says what the CPU waits for (for the deadlock report).
+    fn wait_serving(
+        &self,
+        cpu: CpuId,
+        what: impl Fn() -> std::string::String,
+        until: impl Fn() -> bool,
+    ) {
         let me = &self.cpu(cpu);
         loop {
             self.serve_ipis(cpu);
             if until() {
                 return;
             }
-            me.doorbell
-                .wait(|| until() || me.pending.load(Relaxed) != 0);
+            me.doorbell.wait(
+                cpu,
+                &what,
+                || until() || me.pending.load(Relaxed) != 0,
+                |line| self.fail(Some(cpu), None, line),
+            );
         }
     }
 
@@ -342,7 +358,11 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             Op::Exit => self.exit(cpu),
             // Acquire: pairs with the release in mmput(), so the exit (and
             // any IPI it sent us, served while waiting) is behind us.
-            Op::IdleUntilExited(mm) => self.wait_serving(cpu, || self.mm(mm).exited.load(Acquire)),
+            Op::IdleUntilExited(mm) => self.wait_serving(
+                cpu,
+                || format!("{mm}'s last task to finish exiting (IdleUntilExited)"),
+                || self.mm(mm).exited.load(Acquire),
+            ),
         }
     }
 

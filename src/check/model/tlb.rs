@@ -403,8 +403,12 @@ impl<const N: usize> TlbMachine<N> {
         // try_to_unmap_one() takes the PTL without flush_tlb_batched_pending().
         let ptl = &self.ptls[i];
         ptl.lock(|| {
-            self.ipis
-                .wait_serving(cpu, || !ptl.is_locked(), |m| self.handle(cpu, m))
+            self.ipis.wait_serving(
+                cpu,
+                || std::format!("the page-table lock of pte{i}"),
+                || !ptl.is_locked(),
+                |m| self.handle(cpu, m),
+            )
         });
         let w = self.ptes[i].load(Relaxed);
         if pte_present(w) {
@@ -490,8 +494,12 @@ impl<const N: usize> TlbMachine<N> {
             &self.batched,
             relock,
             || {
-                self.ipis
-                    .wait_serving(cpu, || !ptl.is_locked(), |m| self.handle(cpu, m));
+                self.ipis.wait_serving(
+                    cpu,
+                    || std::format!("the page-table lock of pte{i}"),
+                    || !ptl.is_locked(),
+                    |m| self.handle(cpu, m),
+                );
             },
             || self.flush_mm(cpu, false),
         );

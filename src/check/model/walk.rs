@@ -208,8 +208,10 @@ impl<const N: usize> WalkMachine<N> {
                 freed: Shadow::new(0),
             })
             .collect();
+        let ipis = Mailboxes::new(n);
         Self {
-            ipis: Mailboxes::new(n),
+            gp_bell: ipis.new_bell(),
+            ipis,
             scenario,
             pmd: AtomicUsize::new(0),
             pages,
@@ -217,7 +219,6 @@ impl<const N: usize> WalkMachine<N> {
             rcu,
             sync,
             flush,
-            gp_bell: Doorbell::new(),
             qs_events: AtomicUsize::new(0),
             walks: Shadow::new(0),
             collapses: Shadow::new(0),
@@ -374,7 +375,12 @@ impl<const N: usize> WalkMachine<N> {
             }
             // Waiting for another CPU, or another CPU is driving: each bumps
             // `qs_events` after its quiescent state and its own advance.
-            self.gp_bell.wait(|| self.qs_events.load(Relaxed) != seen);
+            self.gp_bell.wait(
+                cpu,
+                || std::format!("the grace period of cookie {cookie:?} to end (synchronize_rcu)"),
+                || self.qs_events.load(Relaxed) != seen,
+                |line| panic!("{line}"),
+            );
         }
         self.rcu.idle_exit(cpu);
     }
