@@ -181,7 +181,6 @@ fn run(f: impl Fn() + Send + Sync + 'static) {
 }
 
 #[path = "../external_schemes/mod.rs"]
-#[allow(dead_code)]
 mod external;
 
 /// The kernel's own checks can fail: a scheme whose lazy CPUs take no

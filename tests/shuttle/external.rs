@@ -120,3 +120,39 @@ fn replay_of_a_later_iteration_reproduces_it() {
     let first = |m: &str| m.lines().next().unwrap_or("").to_string();
     assert_eq!(first(&again), first(&msg), "the replay fails the same way");
 }
+
+/// Every wrong scheme of the catalogue (`tests/external_schemes/`) fails
+/// shuttle's default run (8 CPUs, 4 mms, the default schedulers) with an
+/// oracle line.
+#[test]
+fn wrong_schemes_are_each_rejected() {
+    struct Rejects(Vec<(&'static str, String)>);
+    impl schemes::Visit for Rejects {
+        fn visit<S: lazymm::lazy::LazyMm + Default + Send + Sync + 'static>(&mut self) {
+            let line = panic_message(std::panic::catch_unwind(|| shuttle_check(S::default)));
+            let first = line.lines().next().unwrap_or_default().to_string();
+            eprintln!("shuttle {}: REJECTED: {first}", S::NAME);
+            self.0.push((S::NAME, first));
+        }
+    }
+    let mut r = Rejects(Vec::new());
+    schemes::for_each_wrong(&mut r);
+    assert_eq!(r.0.len(), schemes::WRONG);
+    for (scheme, line) in &r.0 {
+        assert!(
+            ["use-after-free of", "leak:", "went negative", "double free"]
+                .iter()
+                .any(|p| line.contains(p)),
+            "{scheme}: not an oracle failure: {line}"
+        );
+    }
+}
+
+/// The control: the lost-update scheme with an RMW passes.
+#[test]
+fn rmw_count_passes() {
+    for r in shuttle_check(schemes::RmwCount::default) {
+        eprintln!("shuttle external/rmw-count: {r}");
+        assert_eq!(r.executions, ShuttleCheck::ITERATIONS, "{r}");
+    }
+}

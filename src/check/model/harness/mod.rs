@@ -178,12 +178,18 @@ pub fn round_trip_vs_exit() -> Scenario {
     .named("round_trip_vs_exit")
 }
 
-/// cpu0's task exits and stays lazy on its own mm, then unlazies into
-/// another mm, while cpu1 runs the exit that may make the final drop.
+/// cpu0's task exits and stays lazy on its own mm, passes it to a kernel
+/// thread (kernel → kernel), then unlazies into another mm, while cpu1
+/// runs the exit that may make the final drop. (The kernel thread is the
+/// second standard scenario with a transfer, beside `kthread_transfer`:
+/// a scheme that mishandles kernel → kernel fails both.)
 pub fn exit_lazy_vs_final_drop() -> Scenario {
     Scenario::new(
         2,
-        vec![vec![User(A), Exit, User(B), Exit], vec![User(A), Exit]],
+        vec![
+            vec![User(A), Exit, Kthread, User(B), Exit],
+            vec![User(A), Exit],
+        ],
     )
     .named("exit_lazy_vs_final_drop")
 }
