@@ -69,6 +69,9 @@ else
   echo "SKIP: the x86_64-unknown-none target is not installed and 'rustup target add' failed (offline?)"
 fi
 
+step "LKMM litmus tests under herd7 (ci/lkmm.sh; SKIP without herd7)"
+ci/lkmm.sh
+
 step "QEMU kernel: boot kernels/qemu on qemu-system-x86_64 -smp 4 (ci/qemu.sh)"
 ci/qemu.sh
 

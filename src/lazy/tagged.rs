@@ -63,6 +63,19 @@
 //! genuinely relaxed") is right: use `cmpxchg_release` or
 //! `smp_mb__before_atomic()`. On x86 every locked RMW is a full barrier.
 //!
+//! herd7 under LKMM agrees for the unlazy's release
+//! (`lkmm/tagged-unlazy-release+bug-unlazy-xchg-no-release.litmus`:
+//! Sometimes) and the successful cmpxchg's release
+//! (`tagged-cmpxchg-success-release+bug-cmpxchg-success-relaxed`:
+//! Sometimes, where loom is blind). Two answers depend on the model: the
+//! check's acquire and the failed cmpxchg's acquire are needed with this
+//! crate's `mmdrop` (a C11 release decrement) but not with Linux's
+//! `atomic_dec_and_test()`, whose full barrier already orders the check
+//! (`tagged-check-relaxed-kernel-drop`: Never); and a relaxed enter-lazy
+//! store is wrong in C11 only — LKMM orders a CPU's release write before
+//! its later store to the same word (`tagged-enter-store+bug-enter-store-relaxed`:
+//! Never). A Rust kernel uses Rust's atomics: keep every ordering above.
+//!
 //! **(b) "is this check actually useful?"** For correctness, no: without the
 //! read the failing cmpxchg does the same job (`tests/loom/tagged.rs`,
 //! `no_check_*`), provided the cmpxchg's failure ordering is acquire. If the
