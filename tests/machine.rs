@@ -138,6 +138,7 @@ impl Reference {
             }
             // The reference is sequential: the exit it waits for is done.
             Op::IdleUntilExited(_) => {}
+            Op::MmDrop(mm) => self.drop_count(mm.index().unwrap()),
             Op::Exit => {
                 let m = self.curr[cpu].take().unwrap();
                 self.mmgrab_lazy_tlb(cpu, m);

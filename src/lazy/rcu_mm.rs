@@ -73,6 +73,14 @@ use crate::reclaim::rcu::Rcu;
 pub enum Bug {
     /// RCU's usual rule: a lazy (idle, kernel-thread) CPU is quiescent.
     IdleIsQuiescent,
+    /// A switch from one user mm to another reports its quiescent state in
+    /// `switching_mm`, before the page-table load, while the CPU still has
+    /// the old mm loaded. Harmless on the IPI fallback (the shoot-lazy IPI
+    /// waits for the switch to finish); a use-after-free only when a grace
+    /// period completes on that report and the free follows it — which the
+    /// standard scenarios never produce and `harness::final_drop_elsewhere`
+    /// does.
+    QuiescentBeforeLoad,
 }
 
 /// RCU-deferred mm freeing with a bounded wait, on `N` CPUs.
@@ -143,14 +151,24 @@ impl<const N: usize> LazyMm for RcuMm<N> {
         }
     }
 
-    fn switched_mm<K: Kernel>(
+    fn switching_mm<K: Kernel>(
         &self,
         _k: &K,
         cpu: CpuId,
-        _prev: Option<K::Mm>,
+        prev: Option<K::Mm>,
         next: Option<K::Mm>,
     ) {
+        if self.bug.is(Bug::QuiescentBeforeLoad) && prev.is_some() && next.is_some() {
+            // BUG: quiescent while `prev` is still loaded.
+            self.rcu.quiescent(cpu);
+        }
+    }
+
+    fn switched_mm<K: Kernel>(&self, _k: &K, cpu: CpuId, prev: Option<K::Mm>, next: Option<K::Mm>) {
         let idle = self.rcu.is_idle(cpu);
+        if self.bug.is(Bug::QuiescentBeforeLoad) && prev.is_some() && !idle && next.is_some() {
+            return; // reported in switching_mm
+        }
         match next {
             None if !idle => self.rcu.idle_enter(cpu),
             None => {}

@@ -41,3 +41,38 @@ fn bug_idle_is_quiescent() {
         .scenario(long_idle())
         .run(|| RcuMm::<8>::with_bug(Bug::IdleIsQuiescent));
 }
+
+/// Final drops where grace periods can complete, at 8 CPUs: cpu0..3 each
+/// run the only task of mm i, exit it and move on to a second mm of their
+/// own (4 + i), while cpu4..7, kernel threads on the kernel's own mm, each
+/// drop a reference they held on mm i (`Op::MmDrop`). The runs free mms
+/// through completed grace periods as well as through the IPI fallback.
+fn final_drops_elsewhere() -> Scenario {
+    let mut scripts = Vec::new();
+    for i in 0..4 {
+        scripts.push(vec![
+            Op::User(MmId::new(i)),
+            Op::Exit,
+            Op::User(MmId::new(4 + i)),
+            Op::Kthread,
+            Op::User(MmId::new(4 + i)),
+            Op::Exit,
+        ]);
+    }
+    for i in 0..4 {
+        scripts.push(vec![Op::Kthread, Op::Kthread, Op::MmDrop(MmId::new(i))]);
+    }
+    Scenario::new(8, scripts)
+}
+
+#[test]
+fn final_drops_elsewhere_free_through_grace_periods() {
+    for report in checker(None)
+        .scenario(final_drops_elsewhere())
+        .run(RcuMm::<8>::new)
+    {
+        eprintln!("shuttle rcu_mm/final_drops_elsewhere: {report}");
+        assert!(report.frees_without_shootdown > 0, "{report}");
+        assert!(report.frees_without_shootdown < report.frees, "{report}");
+    }
+}

@@ -52,6 +52,9 @@ fn baselines_8_cpus() {
     run("rcu", || {
         WalkMachine::with(scenario(), SyncKind::Rcu, NoIpi)
     });
+    run("rcu_callbacks", || {
+        WalkMachine::with(scenario(), SyncKind::RcuCallback, NoIpi)
+    });
     run("skip_after_ipi_flush", || {
         WalkMachine::with(
             scenario(),
@@ -93,7 +96,7 @@ fn bug_rcu_no_wait() {
 /// each of the 8 CPUs waits for, not shuttle's own deadlock report.
 #[test]
 #[should_panic(
-    expected = "deadlock: no CPU can make progress (every CPU waits, and no IPI or event can wake one):\n    cpu0 waits for the grace period of cookie"
+    expected = "deadlock: no CPU can make progress (every CPU waits, and no IPI or event can wake one):\n    cpu0 waits for a grace period to end"
 )]
 fn bug_rcu_never_ends_is_a_named_deadlock() {
     bug(|| {
@@ -103,6 +106,20 @@ fn bug_rcu_never_ends_is_a_named_deadlock() {
             NoIpi,
             WalkTracker::new(BeginOrder::StoreMb),
             Rcu::with_bug(rcu::Bug::NeverEnds),
+        )
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page")]
+fn bug_rcu_callback_no_wait() {
+    bug(|| {
+        WalkMachine::new(
+            scenario(),
+            SyncKind::RcuCallback,
+            NoIpi,
+            WalkTracker::new(BeginOrder::StoreMb),
+            Rcu::with_bug(rcu::Bug::NoWait),
         )
     });
 }

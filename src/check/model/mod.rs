@@ -70,6 +70,7 @@ mod mailbox;
 mod oracle;
 mod report;
 mod scenario;
+mod setup;
 pub mod tlb;
 mod types;
 pub mod walk;
@@ -103,8 +104,11 @@ struct Cpu {
     request: UnsafeCell<Ipi>,
     /// Mailbox: bit `s` = CPU `s` has a request for us.
     pending: AtomicUsize,
-    /// Oracle: `loaded_mm`, as scheduled.
+    /// Oracle: `loaded_mm`, the page-table base the hardware may walk.
     loaded: Shadow,
+    /// The same as a checker-visible atomic, written only
+    /// [`with_visible_loads`](Machine::with_visible_loads).
+    loaded_word: AtomicUsize,
     /// Oracle: the scheme hooks this CPU is inside, for failure reports.
     hooks: HookStack,
     /// Final drops deferred out of interrupts-off hooks (`mmdrop_sched()`),
@@ -152,6 +156,8 @@ pub struct Machine<S> {
     replay: Option<std::string::String>,
     /// Final drops reached in an interrupts-off hook are deferred.
     defer_drops: bool,
+    /// The oracle's `loaded_mm` is checker-visible (`with_visible_loads`).
+    visible_loads: bool,
 }
 
 // SAFETY: a CPU's `state` and `stats` cells are only accessed by the thread
@@ -194,6 +200,7 @@ where
                     request: UnsafeCell::new(Ipi::None),
                     pending: AtomicUsize::new(0),
                     loaded: Shadow::new(0),
+                    loaded_word: AtomicUsize::new(0),
                     hooks: HookStack::default(),
                     deferred: UnsafeCell::new(DeferredDrops::new()),
                     stats: UnsafeCell::new(Stats::default()),
@@ -202,10 +209,11 @@ where
             .collect();
         let mms = users
             .iter()
-            .map(|&u| {
+            .zip(scenario.refs_per_mm())
+            .map(|(&u, refs)| {
                 CachePadded::new(Mm {
                     users: AtomicUsize::new(u),
-                    count: AtomicUsize::new(1),
+                    count: AtomicUsize::new(1 + refs),
                     cpumask: AtomicCpuSet::new(),
                     body: UnsafeCell::new(MmBody { freed: false }),
                     freed: Shadow::new(0),
@@ -224,6 +232,7 @@ where
             done: AtomicUsize::new(0),
             bug: BugSwitch::off(),
             inline_ipis: false,
+            visible_loads: false,
             replay: None,
             defer_drops: false,
         }
@@ -231,56 +240,6 @@ where
 }
 
 impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
-    /// The scheme's name.
-    pub fn scheme_name(&self) -> &'static str {
-        S::NAME
-    }
-
-    /// Switches on a known bug of the machine's own kernel code.
-    #[cfg(lazymm_bugs)]
-    pub fn with_bug(mut self, bug: MachineBug) -> Self {
-        self.bug = BugSwitch::on(bug);
-        self
-    }
-
-    /// Runs IPI handlers directly on the target CPU's state instead of
-    /// through mailboxes: for driving the machine from one thread with
-    /// [`step`](Self::step).
-    pub fn with_inline_ipis(mut self) -> Self {
-        self.inline_ipis = true;
-        self
-    }
-
-    /// The line a failure report prints to replay the failure (the harness
-    /// sets the checker's rerun command here).
-    pub fn with_replay(mut self, line: impl Into<std::string::String>) -> Self {
-        self.replay = Some(line.into());
-        self
-    }
-
-    /// Defers a final drop reached inside an interrupts-off hook (the
-    /// `lazy` module's table) to the CPU's next interrupts-enabled point, as
-    /// a kernel using [`DeferredDrops`] (`mmdrop_sched()`) does.
-    pub fn with_deferred_drops(mut self) -> Self {
-        self.defer_drops = true;
-        self
-    }
-
-    /// The scenario the machine runs.
-    pub fn scenario(&self) -> &Scenario {
-        &self.scenario
-    }
-
-    /// The scheme.
-    pub fn scheme(&self) -> &S {
-        &self.scheme
-    }
-
-    /// Number of CPUs.
-    pub fn nr_cpus(&self) -> usize {
-        self.cpus.len()
-    }
-
     /// Runs every CPU's script on its own thread, joins them, and runs the
     /// end-of-execution oracle checks ([`finish`](Self::finish)).
     ///
@@ -363,6 +322,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 || format!("{mm}'s last task to finish exiting (IdleUntilExited)"),
                 || self.mm(mm).exited.load(Acquire),
             ),
+            Op::MmDrop(mm) => self.mmdrop(cpu, mm),
         }
     }
 
@@ -463,7 +423,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             self.count(cpu, |s| s.shared_rmws += 1);
         }
         self.update(cpu, |s| s.loaded_mm = next);
-        self.cpu(cpu).loaded.set(next.0 as usize);
+        self.record_load(cpu, next);
         if let Some(i) = next.index() {
             self.mms[i].events.note(cpu, Event::Loads { from: prev });
         }

@@ -26,7 +26,15 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             );
         }
         for (c, other) in self.cpus.iter().enumerate() {
-            if other.loaded.get() == mm.0 as usize {
+            let loaded = if self.visible_loads {
+                // Relaxed: a free that is not ordered after a CPU's switch
+                // away may read the old value, and then the CPU's walks of
+                // the mm are not ordered before the free either.
+                other.loaded_word.load(Relaxed)
+            } else {
+                other.loaded.get()
+            };
+            if loaded == mm.0 as usize {
                 self.fail(
                     Some(cpu),
                     Some(mm),
@@ -49,6 +57,15 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 format!("use-after-free of {mm}: {cpu} frees it after a use that is not ordered before the free (loom: {loom})"),
             )
         });
+    }
+
+    /// `cpu` loaded `next`'s page tables (the oracle's copy).
+    pub(super) fn record_load(&self, cpu: CpuId, next: MmId) {
+        self.cpu(cpu).loaded.set(next.0 as usize);
+        if self.visible_loads {
+            // Relaxed: an oracle value the checkers see (with_visible_loads).
+            self.cpu(cpu).loaded_word.store(next.0 as usize, Relaxed);
+        }
     }
 
     /// The hardware may walk the page tables `cpu` has loaded at any time.
@@ -93,11 +110,20 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     /// `__mmdrop()`: the scheme's final drop, then the free.
     pub(super) fn final_drop_and_free(&self, cpu: CpuId, mm: MmId) {
         self.hook(cpu, Hook::Mmdrop, None, || {
+            let shootdowns = self.shootdowns(cpu);
             self.hook(cpu, Hook::FinalDrop, Some(mm), || {
                 self.scheme.final_drop(self, cpu, mm)
             });
+            if self.shootdowns(cpu) == shootdowns {
+                self.count(cpu, |s| s.frees_without_shootdown += 1);
+            }
             self.free_mm(cpu, mm);
         });
+    }
+
+    fn shootdowns(&self, cpu: CpuId) -> u64 {
+        // SAFETY: only `cpu`'s own thread touches its counters.
+        self.cpu(cpu).stats.with(|s| unsafe { (*s).shootdowns })
     }
 
     /// `mmdrop_sched()`: `mm_count` reached 0 with interrupts off; the final
@@ -303,6 +329,7 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
     }
 
     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: MmId) {
+        self.count(cpu, |s| s.shootdowns += 1);
         self.send_ipis(cpu, cpus, Ipi::ShootLazy(mm));
     }
 

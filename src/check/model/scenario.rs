@@ -21,6 +21,15 @@ pub enum Op {
     /// own task of `mm` exited; waits must not form a cycle between CPUs.
     /// Sequential drivers may step it only once the exit is done.
     IdleUntilExited(MmId),
+    /// The kernel thread running on this CPU drops an `mm_count` reference
+    /// on `mm` that it has held from the start — a `mmgrab()` user that is
+    /// not a task of the mm (a `/proc` reader, io_uring's SQ thread). Each
+    /// such op adds one to the mm's initial `mm_count`, so this may be the
+    /// mm's last reference: the final drop then runs on a CPU that is not
+    /// lazy on the mm, possibly after every CPU that used it moved on (what
+    /// lets `rcu_mm` free through a completed grace period). Only while a
+    /// kernel thread runs.
+    MmDrop(MmId),
 }
 
 /// A workload: how many mms there are, and one script per CPU.
@@ -75,6 +84,16 @@ impl Scenario {
                         assert!(
                             dead.contains(&mm),
                             "scenario error: cpu{cpu} idles until {mm} exited before its own task of {mm} exited"
+                        );
+                    }
+                    Op::MmDrop(mm) => {
+                        assert!(
+                            mm.index().is_some_and(|i| i < nr_mms),
+                            "scenario error: cpu{cpu} drops a reference on {mm}, which does not exist"
+                        );
+                        assert!(
+                            curr.is_none(),
+                            "scenario error: cpu{cpu} drops its reference on {mm} while a user task runs (a kernel thread holds it)"
                         );
                     }
                     Op::Exit => {
@@ -133,6 +152,18 @@ impl Scenario {
     /// Whether there are no operations.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many [`Op::MmDrop`] references each mm has (its initial
+    /// `mm_count` is one more: the users' reference).
+    pub fn refs_per_mm(&self) -> Vec<usize> {
+        let mut n = std::vec![0; self.nr_mms];
+        for op in self.scripts.iter().flatten() {
+            if let Op::MmDrop(mm) = op {
+                n[mm.index().expect("validated")] += 1;
+            }
+        }
+        n
     }
 
     /// How many user tasks each mm has (its initial `mm_users`).

@@ -109,6 +109,13 @@ pub struct Stats {
     pub ipis: u64,
     /// mms freed.
     pub frees: u64,
+    /// mms freed by a final drop that made no shoot-lazies call
+    /// ([`Kernel::shoot_lazies`](crate::lazy::Kernel::shoot_lazies)): for
+    /// `rcu_mm`, the frees through a completed grace period.
+    pub frees_without_shootdown: u64,
+    /// [`Kernel::shoot_lazies`](crate::lazy::Kernel::shoot_lazies) calls
+    /// (rounds, whether or not they IPI'd anyone).
+    pub shootdowns: u64,
     /// Final drops deferred out of an interrupts-off hook
     /// ([`Machine::with_deferred_drops`](super::Machine::with_deferred_drops)).
     pub deferred_drops: u64,
@@ -122,6 +129,8 @@ impl core::ops::AddAssign for Stats {
         self.shared_rmws += o.shared_rmws;
         self.ipis += o.ipis;
         self.frees += o.frees;
+        self.frees_without_shootdown += o.frees_without_shootdown;
+        self.shootdowns += o.shootdowns;
         self.deferred_drops += o.deferred_drops;
     }
 }

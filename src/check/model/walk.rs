@@ -34,7 +34,7 @@ use super::mailbox::Mailboxes;
 use super::{race_is_uaf, Doorbell};
 use crate::cpu::{CpuId, CpuMask, CpuSet};
 use crate::platform::{CpuPin, IpiSync};
-use crate::reclaim::rcu::{Progress, Rcu};
+use crate::reclaim::rcu::{Progress, Rcu, RcuQueue};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::Arc;
 use crate::sync::{AtomicUsize, Ordering::*, UnsafeCell};
@@ -61,6 +61,14 @@ pub enum SyncKind {
     /// Free after an RCU grace period; walks are read-side sections ended
     /// by the quiescent state at interrupts-on. No IPI.
     Rcu,
+    /// As [`Rcu`](Self::Rcu), but `call_rcu()`-style: the collapse queues
+    /// the old page with its cookie ([`RcuQueue`]) and goes on (khugepaged
+    /// then passes a quiescent state); queued pages are freed as their
+    /// grace periods end, by the collapser between collapses and, at the
+    /// end of its script, in an `rcu_barrier()` that drives grace periods
+    /// from an extended quiescent state. Each free follows the queue's
+    /// `done()` with no barrier of its own, as a callback's does.
+    RcuCallback,
     /// v7: skip the sync when the flush was delivered by IPI to every CPU
     /// ([`WalkTracker::sync_needed`]), else a targeted sync.
     SkipIfFlushIpid(BeginOrder),
@@ -133,7 +141,16 @@ pub struct WalkStats {
     pub sync_ipis: usize,
     /// Syncs skipped because the flush had IPI'd every CPU.
     pub syncs_skipped: usize,
+    /// Pages freed by an RCU callback ([`SyncKind::RcuCallback`]) after
+    /// their grace period ended: by the collapser between collapses, and in
+    /// its `rcu_barrier()`.
+    pub callback_frees: usize,
+    /// Of those, the ones freed between collapses (not in the barrier).
+    pub callback_frees_early: usize,
 }
+
+/// Callbacks one collapser can queue before it waits for a grace period.
+const CALLBACKS: usize = 8;
 
 struct Page {
     /// A PTE the walk reads (an atomic, as `READ_ONCE` of a PTE is; under
@@ -165,6 +182,11 @@ pub struct WalkMachine<const N: usize> {
     /// event's happens-before, as a real wake-up would (without it loom may
     /// serve the collapser a stale counter forever).
     qs_events: AtomicUsize,
+    /// The collapser's queued frees ([`SyncKind::RcuCallback`]); only the
+    /// one collapsing CPU touches it.
+    callbacks: UnsafeCell<RcuQueue<usize, CALLBACKS>>,
+    callback_frees: Shadow,
+    callback_frees_early: Shadow,
     walks: Shadow,
     collapses: Shadow,
     flush_ipis: Shadow,
@@ -220,6 +242,9 @@ impl<const N: usize> WalkMachine<N> {
             sync,
             flush,
             qs_events: AtomicUsize::new(0),
+            callbacks: UnsafeCell::new(RcuQueue::new()),
+            callback_frees: Shadow::new(0),
+            callback_frees_early: Shadow::new(0),
             walks: Shadow::new(0),
             collapses: Shadow::new(0),
             flush_ipis: Shadow::new(0),
@@ -242,7 +267,7 @@ impl<const N: usize> WalkMachine<N> {
     }
 
     fn uses_rcu(&self) -> bool {
-        self.sync == SyncKind::Rcu
+        matches!(self.sync, SyncKind::Rcu | SyncKind::RcuCallback)
     }
 
     fn tracks(&self) -> bool {
@@ -269,6 +294,10 @@ impl<const N: usize> WalkMachine<N> {
                 WalkOp::Walk => self.walk(cpu),
                 WalkOp::Collapse => self.collapse(cpu),
             }
+        }
+        let collapser = self.scenario.scripts[cpu.index()].contains(&WalkOp::Collapse);
+        if self.sync == SyncKind::RcuCallback && collapser && !self.queue_is_empty() {
+            self.rcu_barrier(cpu);
         }
         if self.uses_rcu() {
             self.rcu.idle_enter(cpu);
@@ -337,6 +366,11 @@ impl<const N: usize> WalkMachine<N> {
                 self.send_ipis(cpu, &others);
             }
             SyncKind::Rcu => self.wait_grace_period(cpu),
+            SyncKind::RcuCallback => {
+                self.call_rcu(cpu, old);
+                self.collapses.add(1);
+                return;
+            }
             SyncKind::SkipIfFlushIpid(_) => {
                 if self.tracker.sync_needed(self.flush) {
                     self.targeted_sync(cpu);
@@ -361,12 +395,71 @@ impl<const N: usize> WalkMachine<N> {
     /// machinery until the GP of its cookie ends.
     fn wait_grace_period(&self, cpu: CpuId) {
         let cookie = self.rcu.snap();
+        self.idle_until(cpu, || self.rcu.done(cookie));
+    }
+
+    /// `call_rcu()`: queues page `p` with a cookie taken after its unlink
+    /// (waiting first if the queue is full), runs the callbacks whose grace
+    /// periods ended, then passes a quiescent state (khugepaged schedules
+    /// between collapses).
+    fn call_rcu(&self, cpu: CpuId, p: usize) {
+        let cookie = self.rcu.snap();
+        let mut item = Some(p);
+        while let Some(p) = item.take() {
+            // SAFETY: only the one collapsing CPU touches the queue.
+            let pushed = self.callbacks.with_mut(|q| unsafe { (*q).push(cookie, p) });
+            if let Err(p) = pushed {
+                self.idle_until(cpu, || self.rcu.done(cookie));
+                self.run_callbacks(cpu, true);
+                item = Some(p);
+            }
+        }
+        self.rcu.advance();
+        self.run_callbacks(cpu, true);
+        self.rcu.quiescent(cpu);
+        self.rcu_event();
+    }
+
+    /// Frees every queued page whose grace period has ended: each free
+    /// follows the queue's `done()` (acquire) with no barrier of its own.
+    fn run_callbacks(&self, cpu: CpuId, early: bool) {
+        // SAFETY: only the one collapsing CPU touches the queue.
+        while let Some(p) = self
+            .callbacks
+            .with_mut(|q| unsafe { (*q).pop_ready(&self.rcu) })
+        {
+            self.free(cpu, p);
+            self.callback_frees.add(1);
+            if early {
+                self.callback_frees_early.add(1);
+            }
+        }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        // SAFETY: only the one collapsing CPU touches the queue.
+        self.callbacks.with(|q| unsafe { (*q).is_empty() })
+    }
+
+    /// `rcu_barrier()`: from an extended quiescent state, drives grace
+    /// periods until every queued callback has run (the frees happen
+    /// inside, before the CPU leaves the quiescent state).
+    fn rcu_barrier(&self, cpu: CpuId) {
+        self.idle_until(cpu, || {
+            self.run_callbacks(cpu, false);
+            self.queue_is_empty()
+        });
+    }
+
+    /// Idles (an extended quiescent state) driving the grace-period
+    /// machinery and serving IPIs until `done()` holds.
+    fn idle_until(&self, cpu: CpuId, mut done: impl FnMut() -> bool) {
         self.rcu.idle_enter(cpu);
         loop {
             // Acquire: pairs with the release increment in `rcu_event`.
             let seen = self.qs_events.load(Acquire);
             let progress = self.rcu.advance();
-            if self.rcu.done(cookie) {
+            if done() {
                 break;
             }
             self.serve_ipis(cpu);
@@ -377,7 +470,11 @@ impl<const N: usize> WalkMachine<N> {
             // `qs_events` after its quiescent state and its own advance.
             self.gp_bell.wait(
                 cpu,
-                || std::format!("the grace period of cookie {cookie:?} to end (synchronize_rcu)"),
+                || {
+                    std::string::String::from(
+                        "a grace period to end (synchronize_rcu / rcu_barrier)",
+                    )
+                },
                 || self.qs_events.load(Relaxed) != seen,
                 |line| panic!("{line}"),
             );
@@ -446,6 +543,8 @@ impl<const N: usize> WalkMachine<N> {
             flush_ipis: self.flush_ipis.get(),
             sync_ipis: self.sync_ipis.get(),
             syncs_skipped: self.skipped.get(),
+            callback_frees: self.callback_frees.get(),
+            callback_frees_early: self.callback_frees_early.get(),
         }
     }
 

@@ -18,6 +18,12 @@ pub struct LoomReport {
     /// Final drops deferred out of interrupts-off hooks, over all
     /// executions (0 unless [`LoomCheck::deferred_drops`]).
     pub deferred_drops: usize,
+    /// mms freed, over all executions.
+    pub frees: usize,
+    /// Of those, the ones whose final drop made no shoot-lazies call
+    /// ([`Stats::frees_without_shootdown`](crate::check::model::Stats::frees_without_shootdown):
+    /// for `rcu_mm`, the frees through a completed grace period).
+    pub frees_without_shootdown: usize,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -32,6 +38,11 @@ impl core::fmt::Display for LoomReport {
         if self.deferred_drops > 0 {
             write!(f, ", {} deferred final drops", self.deferred_drops)?;
         }
+        write!(
+            f,
+            ", {} frees ({} without a shootdown)",
+            self.frees, self.frees_without_shootdown
+        )?;
         Ok(())
     }
 }
@@ -80,6 +91,14 @@ impl LoomCheck {
         self
     }
 
+    /// The oracle's copy of each CPU's page-table base is a checker atomic
+    /// (`Machine::with_visible_loads`): loom then also preempts a CPU
+    /// between a scheme hook and its page-table load.
+    pub fn visible_loads(mut self) -> Self {
+        self.setup.visible_loads = true;
+        self
+    }
+
     /// Prints `label` and the count every 5,000 executions (to stderr).
     pub fn progress(mut self, label: impl Into<std::string::String>) -> Self {
         self.progress = Some(label.into());
@@ -106,6 +125,8 @@ impl LoomCheck {
         let setup = self.setup;
         let deferred = std::sync::Arc::new(Shadow::new(0));
         let deferred_sum = std::sync::Arc::clone(&deferred);
+        let frees = std::sync::Arc::new([Shadow::new(0), Shadow::new(0)]);
+        let frees_sum = std::sync::Arc::clone(&frees);
         let progress = self.progress.clone();
         let replay = std::format!(
             "RUSTFLAGS=\"--cfg loom\" LOOM_LOG=trace cargo test --release -- {} --exact\n            (loom is exhaustive and deterministic: the rerun fails on the same execution)",
@@ -121,11 +142,15 @@ impl LoomCheck {
             }
             let stats = run_machine(make(), scenario.clone(), setup, &replay);
             deferred_sum.add(stats.deferred_drops as usize);
+            frees_sum[0].add(stats.frees as usize);
+            frees_sum[1].add(stats.frees_without_shootdown as usize);
         });
         LoomReport {
             preemption_bound,
             executions: executions.get(),
             deferred_drops: deferred.get(),
+            frees: frees[0].get(),
+            frees_without_shootdown: frees[1].get(),
             elapsed: start.elapsed(),
         }
     }

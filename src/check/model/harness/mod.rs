@@ -249,6 +249,24 @@ pub fn exit_meets_idle_lazy() -> Scenario {
     .named("exit_meets_idle_lazy")
 }
 
+/// cpu0's only task of mm0 exits and cpu0 moves on to mm1, while a kernel
+/// thread on cpu1 — which never loaded mm0 and sits on the kernel's own mm
+/// (for RCU, an extended quiescent state) — drops the `mm_count` reference
+/// it held ([`Op::MmDrop`]). When that is the last reference, the final
+/// drop runs on a CPU that is not lazy on the mm, possibly after every CPU
+/// that used it moved on: `rcu_mm` then frees through a completed grace
+/// period instead of its IPI fallback. Not one of the standard six.
+pub fn final_drop_elsewhere() -> Scenario {
+    Scenario::new(
+        2,
+        vec![
+            vec![User(A), Exit, User(B), Exit],
+            vec![Kthread, Op::MmDrop(A)],
+        ],
+    )
+    .named("final_drop_elsewhere")
+}
+
 /// The six standard scenarios, named as in the crate's loom suite.
 pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
     [
@@ -294,6 +312,7 @@ where
 struct MachineSetup {
     bug: Option<MachineBug>,
     deferred_drops: bool,
+    visible_loads: bool,
 }
 
 /// Runs `scenario` on a fresh machine with the scheme `make` builds: the
@@ -310,6 +329,9 @@ where
     }
     if setup.deferred_drops {
         m = m.with_deferred_drops();
+    }
+    if setup.visible_loads {
+        m = m.with_visible_loads();
     }
     let m = Arc::new(m);
     Machine::run(&m);

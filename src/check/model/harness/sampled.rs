@@ -52,6 +52,11 @@ pub struct ShuttleReport {
     /// Final drops deferred out of interrupts-off hooks, over all
     /// executions (0 unless [`ShuttleCheck::deferred_drops`]).
     pub deferred_drops: u64,
+    /// mms freed, over all executions.
+    pub frees: u64,
+    /// Of those, the ones whose final drop made no shoot-lazies call (for
+    /// `rcu_mm`: through a completed grace period).
+    pub frees_without_shootdown: u64,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -62,6 +67,11 @@ impl core::fmt::Display for ShuttleReport {
             f,
             "{}, {} executions, {} context switches, {:.2?}",
             self.scheduler, self.executions, self.switches, self.elapsed
+        )?;
+        write!(
+            f,
+            ", {} frees ({} without a shootdown)",
+            self.frees, self.frees_without_shootdown
         )?;
         if self.deferred_drops > 0 {
             write!(f, ", {} deferred final drops", self.deferred_drops)?;
@@ -231,6 +241,10 @@ impl ShuttleCheck {
             let stats = run_machine(make(), scenario, setup, SHUTTLE_REPLAY_LATER);
             counts.switches.add(stats.switches as usize);
             counts.deferred.add(stats.deferred_drops as usize);
+            counts.frees.add(stats.frees as usize);
+            counts
+                .quiet_frees
+                .add(stats.frees_without_shootdown as usize);
         }
     }
 
@@ -269,6 +283,8 @@ impl ShuttleCheck {
                     executions,
                     switches: counts.switches.get() as u64,
                     deferred_drops: counts.deferred.get() as u64,
+                    frees: counts.frees.get() as u64,
+                    frees_without_shootdown: counts.quiet_frees.get() as u64,
                     elapsed: start.elapsed(),
                 }
             })
@@ -301,6 +317,8 @@ struct Counts {
     started: Shadow,
     switches: Shadow,
     deferred: Shadow,
+    frees: Shadow,
+    quiet_frees: Shadow,
 }
 
 fn run_scheduler(
