@@ -43,6 +43,12 @@ pub const SWITCHING: usize = 1;
 pub enum Bug {
     /// The final drop treats `SWITCHING` as "not this mm" (CVE-2025-37964).
     SwitchingWindow,
+    /// The final drop's scan stops after the first 64 CPUs (written for a
+    /// one-word cpumask): a CPU with an id of 64 or more that has the mm
+    /// loaded is never IPI'd. Invisible to every model with fewer than 65
+    /// CPUs; `tests/wide_cpus.rs` (CPU ids 0, 63, 64, 127, 1023 in a
+    /// 1,024-slot kernel) rejects it.
+    ScanFirstWordOnly,
 }
 
 /// `loaded_mm` as the only record of mm use, for `N` CPUs.
@@ -126,7 +132,12 @@ impl<const N: usize> LazyMm for LoadedMm<N> {
         crate::lazy::check_sizes::<K, N>();
         let word = mm.to_word();
         let mut targets = K::CpuMask::default();
-        for (c, w) in self.loaded.iter() {
+        let scanned = if self.bug.is(Bug::ScanFirstWordOnly) {
+            64 // BUG: one word's worth of CPUs
+        } else {
+            N
+        };
+        for (c, w) in self.loaded.iter().take(scanned) {
             // Acquire: pairs with switched_mm's release store.
             let v = w.load(Acquire);
             if v == word || (v == SWITCHING && !self.bug.is(Bug::SwitchingWindow)) {
