@@ -4,7 +4,7 @@
 //! bug — fails with the oracle's stale-entry message.
 
 use crate::common::check_model;
-use lazymm::check::model::tlb::{TlbMachine, TlbOp, TlbScenario};
+use lazymm::check::model::tlb::{TlbMachine, TlbMachineBug, TlbOp, TlbScenario};
 use lazymm::tlb::batched::{self, FlushBatched};
 use lazymm::tlb::tlbgen::{Bug, LazyTlb};
 use TlbOp::*;
@@ -269,5 +269,96 @@ fn bug_bool_flag() {
         "bug_bool_flag",
         BATCHED_BOUND,
         batched_bug(split_ptl, batched::Bug::BoolFlag),
+    );
+}
+
+/// Shot down while lazy, then back in the mm: cpu0 runs, goes lazy and
+/// stays lazy through a second kernel thread while cpu1 frees page tables
+/// (a freed-tables flush IPIs lazy CPUs and switches them to the kernel's
+/// own mm); cpu0 then runs the mm again and uses its memory. The tail is
+/// what checks what cpu0 *remembers* of the mm after the shootdown.
+fn shot_while_lazy_then_back() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![User, Use, Kthread, Kthread, User, Use],
+        vec![User, Flush { freed_tables: true }],
+    ])
+}
+
+/// As `unlazy_vs_flush`, with tails: after the race both CPUs go on —
+/// cpu0 mprotects a PTE itself (its own flush) and uses memory, cpu1 goes
+/// lazy, comes back and uses memory.
+fn unlazy_vs_flush_tail() -> TlbScenario {
+    TlbScenario::new(vec![
+        vec![User, Use, Kthread, User, Use, Mprotect(1), Use],
+        vec![
+            User,
+            Flush {
+                freed_tables: false,
+            },
+            Kthread,
+            User,
+            Use,
+        ],
+    ])
+}
+
+#[test]
+fn shot_while_lazy_then_back_passes() {
+    check(
+        "shot_while_lazy_then_back",
+        TLB_BOUND,
+        correct(shot_while_lazy_then_back),
+    );
+}
+
+#[test]
+fn unlazy_vs_flush_tail_passes() {
+    check(
+        "unlazy_vs_flush_tail",
+        TLB_BOUND - 1,
+        correct(unlazy_vs_flush_tail),
+    );
+}
+
+fn machine_bug(s: fn() -> TlbScenario, bug: TlbMachineBug) -> impl Fn() -> TlbMachine<N> {
+    move || TlbMachine::correct(s()).with_machine_bug(bug)
+}
+
+/// A shot-down lazy CPU that remembers the flush as done for its context:
+/// only a CPU that returns to the mm and uses memory exposes it.
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_shot_records_gen() {
+    check(
+        "bug_shot_records_gen",
+        TLB_BOUND,
+        machine_bug(shot_while_lazy_then_back, TlbMachineBug::ShotRecordsGen),
+    );
+}
+
+/// The pin: the same machine bug passes every scenario without a return
+/// after a shootdown (~50 s: `ci/deep.sh`).
+#[test]
+#[ignore = "slow pin (~50 s); ci/deep.sh runs it"]
+fn bug_shot_records_gen_survives_scenarios_without_tails() {
+    for (name, s) in [
+        ("unlazy_vs_flush", unlazy_vs_flush as fn() -> TlbScenario),
+        ("switch_back_vs_flush", switch_back_vs_flush),
+        ("lazy_vs_freed_tables", lazy_vs_freed_tables),
+        ("unlazy_vs_ldt", unlazy_vs_ldt),
+        ("reclaim_vs_mprotect", reclaim_vs_mprotect),
+        ("reclaim_vs_madvise", reclaim_vs_madvise),
+        ("split_ptl", split_ptl),
+    ] {
+        check(
+            &format!("bug_shot_records_gen/{name}"),
+            TLB_BOUND,
+            machine_bug(s, TlbMachineBug::ShotRecordsGen),
+        );
+    }
+    check(
+        "bug_shot_records_gen/three_cpus",
+        TLB_THREE_CPU_BOUND,
+        machine_bug(three_cpus, TlbMachineBug::ShotRecordsGen),
     );
 }

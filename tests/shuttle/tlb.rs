@@ -45,9 +45,11 @@ fn scenario() -> TlbScenario {
             },
             1 => Flush { freed_tables: true },
             2 => Ldt,
-            _ => Use,
+            _ => Flush { freed_tables: true },
         });
-        s.extend([Kthread, Kthread, User, Use]);
+        // Lazy, perhaps shot down by another switcher's freed-tables
+        // flush, then back in the mm, twice.
+        s.extend([Kthread, Kthread, User, Use, Kthread, Kthread, User, Use]);
         s
     };
     TlbScenario::new(vec![
@@ -107,5 +109,19 @@ fn bug_ldt_skips_lazy() {
 fn bug_no_flush_pending() {
     bug(LazyTlb::new, || {
         FlushBatched::with_bug(batched::Bug::NoFlushPending)
+    });
+}
+
+/// What a shot-down CPU remembers: the workload's switchers return to the
+/// mm after other switchers' freed-tables flushes, so PCT finds a handler
+/// that records the flush as done for the lazy CPU's context.
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_shot_records_gen() {
+    run_bug(|| {
+        TlbMachine::run(&Arc::new(
+            TlbMachine::<CPUS>::correct(scenario())
+                .with_machine_bug(lazymm::check::model::tlb::TlbMachineBug::ShotRecordsGen),
+        ))
     });
 }

@@ -49,6 +49,7 @@ pub use ops::{TlbOp, TlbScenario, TlbStats};
 
 use super::mailbox::Mailboxes;
 use super::MmId;
+use crate::check::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
 use crate::platform::{CpuPin, LocalTlb};
 use crate::sync::shadow::Shadow;
@@ -68,6 +69,8 @@ enum Ipi {
     Flush {
         mm: FlushScope<MmId>,
         gen: Option<u64>,
+        /// A freed-tables flush (it IPIs lazy CPUs too).
+        freed_tables: bool,
     },
     Ldt,
 }
@@ -109,6 +112,20 @@ impl<const N: usize> LocalTlb for TlbMachine<N> {
     }
 }
 
+/// Known-bad variants of the TLB machine's own kernel code (its IPI
+/// handler), for scenarios that check what a CPU remembers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlbMachineBug {
+    /// The handler of a freed-tables flush, switching a lazy CPU to the
+    /// kernel's own mm, records the flush's generation as its context's
+    /// flushed generation ("it left the mm, so it is flushed"). Its context keeps its TLB
+    /// entries for the mm (PCID), so when it later runs the mm again the
+    /// generation check keeps them: stale entries. The flush itself is
+    /// right; only a CPU that returns to the mm afterwards and uses memory
+    /// shows it (the tail scenarios).
+    ShotRecordsGen,
+}
+
 /// The TLB machine on `N` CPU slots.
 pub struct TlbMachine<const N: usize> {
     scenario: TlbScenario,
@@ -126,6 +143,7 @@ pub struct TlbMachine<const N: usize> {
     pt_freed_below: Shadow,
     ldt_required: Shadow,
     stats: [Shadow; 6],
+    bug: BugSwitch<TlbMachineBug>,
 }
 
 // SAFETY: each CPU's private state is touched only by its own thread (and
@@ -171,7 +189,15 @@ impl<const N: usize> TlbMachine<N> {
             ldt_required: Shadow::new(0),
             stats: core::array::from_fn(|_| Shadow::new(0)),
             scenario,
+            bug: BugSwitch::off(),
         }
+    }
+
+    /// Switches on a known bug of the machine's own kernel code.
+    #[cfg(lazymm_bugs)]
+    pub fn with_machine_bug(mut self, bug: TlbMachineBug) -> Self {
+        self.bug = BugSwitch::on(bug);
+        self
     }
 
     /// The correct protocol.
@@ -231,16 +257,20 @@ impl<const N: usize> TlbMachine<N> {
                 let w = self.ptes[0].load(Relaxed);
                 let new = self.change_pte(0);
                 self.unlock(0);
-                if freed_tables {
-                    // Unlink the page-table pages: walks from now on never
-                    // reach the old ones, which are freed once flushed.
-                    self.pt_version.fetch_add(1, Relaxed);
-                }
+                // Unlink the page-table pages: walks from now on never
+                // reach the old ones (versions below `unlinked`), which are
+                // freed once flushed.
+                let unlinked = freed_tables.then(|| self.pt_version.fetch_add(1, Relaxed) + 1);
                 self.flush_mm(cpu, freed_tables);
                 self.require(0, new.unwrap_or(pte_version(w)));
-                if freed_tables {
-                    self.pt_freed_below
-                        .set(self.pt_version.load(Relaxed) as usize);
+                // What *this* flush freed: another CPU's freed-tables flush
+                // may have unlinked newer tables meanwhile and not finished
+                // (reading the current version here was a false alarm that
+                // two concurrent freed-tables flushes raised).
+                if let Some(v) = unlinked {
+                    if self.pt_freed_below.get() < v as usize {
+                        self.pt_freed_below.set(v as usize);
+                    }
                 }
             }
             TlbOp::Ldt => self.change_ldt(cpu),
@@ -376,6 +406,7 @@ impl<const N: usize> TlbMachine<N> {
         let msg = Ipi::Flush {
             mm: FlushScope::Mm(MM),
             gen: Some(gen),
+            freed_tables,
         };
         self.ipis.send(cpu, &targets, msg, |m| self.handle(cpu, m));
         self.handle(cpu, msg);
@@ -451,6 +482,7 @@ impl<const N: usize> TlbMachine<N> {
         let msg = Ipi::Flush {
             mm: FlushScope::All,
             gen: None,
+            freed_tables: false,
         };
         self.ipis.send(cpu, &targets, msg, |m| self.handle(cpu, m));
         if batch.contains(cpu) {
@@ -520,13 +552,22 @@ impl<const N: usize> TlbMachine<N> {
     /// An IPI handler (`flush_tlb_func()`, `flush_ldt()`).
     fn handle(&self, cpu: CpuId, msg: Ipi) {
         match msg {
-            Ipi::Flush { mm, gen } => {
+            Ipi::Flush {
+                mm,
+                gen,
+                freed_tables,
+            } => {
                 let local = self.with_priv(cpu, |p| p.ctx_gen.unwrap_or(0));
                 match self.lazy.flush_action(cpu, mm, gen, local, &self.gen) {
                     FlushAction::NotLoaded | FlushAction::Nothing | FlushAction::UpToDate => {}
                     FlushAction::SwitchToInit => {
                         self.lazy.switch_mm_begin_init(cpu);
                         self.lazy.switch_mm_end::<MmId>(cpu, None);
+                        if freed_tables && self.bug.is(TlbMachineBug::ShotRecordsGen) {
+                            // BUG: the context's entries for M are not flushed.
+                            let g = self.gen.read();
+                            self.with_priv(cpu, |p| p.ctx_gen = Some(g));
+                        }
                     }
                     FlushAction::Flush { gen } => self.flush_local(cpu, gen),
                 }
