@@ -9,6 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 start=$SECONDS
+
+# CI builds carry line tables only (backtraces keep file:line): full debug
+# info at opt-level 3 is most of the codegen time of every build below.
+# Users' own builds keep Cargo.toml's profiles.
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
+export CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-line-tables-only}
+# loom and shuttle models are independent tests: one per core.
+jobs=${LAZYMM_TEST_THREADS:-$(nproc 2>/dev/null || echo 2)}
 step() { printf '\n=== %s (t=%ss)\n' "$*" "$((SECONDS - start))"; }
 
 # run_summarized PATTERN CMD...: runs CMD with its output in a log, prints the
@@ -45,7 +53,7 @@ cargo test --features bug-variants --test wide_cpus
 
 step "loom: the users' command, RUSTFLAGS=\"--cfg loom\" cargo test --release"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run_summarized '(^|\.\.\. )loom |test result' \
-  cargo test --release -- --nocapture --test-threads=1
+  cargo test --release -- --nocapture --test-threads="$jobs"
 
 step "loom: epoch_mm through crossbeam-epoch's loom support (--cfg crossbeam_loom, feature epoch-loom)"
 RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target/loom-epoch run_summarized '(^|\.\.\. )loom |test result' \
@@ -53,13 +61,13 @@ RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target/loom-epoch r
 
 step "shuttle: 8 CPUs, 4 mms (LAZYMM_SHUTTLE_ITERS=${LAZYMM_SHUTTLE_ITERS:-1000} per scheduler)"
 RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle run_summarized '(^|\.\.\. )shuttle |test result' \
-  cargo test --release --test shuttle -- --nocapture --test-threads=1
+  cargo test --release --test shuttle -- --nocapture --test-threads="$jobs"
 
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
-step "cargo bench --no-run"
-cargo bench --no-run
+# `cargo bench --no-run` is not repeated here: clippy --all-targets above
+# type-checks every bench, and the benches' own runs are BENCHMARKS.md's.
 
 step "MSRV (Cargo.toml rust-version): the library on the oldest supported Rust"
 ci/msrv.sh
