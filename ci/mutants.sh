@@ -69,6 +69,8 @@ declare -A why=(
   [unlazy_ignores_gen]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively, and the QEMU kernel catches it on emulated hardware (ci/qemu.sh, bug=tlb_unlazy_ignores_gen)."
   [freed_tables_skips_lazy]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
   [ldt_skips_lazy]="shuttle: no shuttle test written for this variant yet (the 8-CPU workloads run the correct protocol); loom kills it exhaustively."
+  [quiescent_before_load]="shuttle: 1,000 PCT runs of the 8-CPU grace-period workload do not preempt a CPU between its early quiescent state and its CR3 load while another CPU ends the grace period; loom kills it on harness::final_drop_elsewhere with visible_loads. Miri: no probe written."
+  [rcu_callback_gp_one_short]="shuttle: no shuttle test written for this variant (the callback workload runs the correct protocol and no_wait); loom kills it exhaustively."
   [no_recheck_on_relock]="shuttle: PCT (depth 3, 1,000 runs of the 8-CPU TLB workload) does not place a reclaim inside madvise's dropped-PTL window, so no shuttle test is kept; loom kills it exhaustively."
 )
 # The LKMM litmus twin of each ordering variant (lkmm/, ci/lkmm.sh): herd7's

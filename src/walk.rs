@@ -77,6 +77,12 @@ pub enum Bug {
     /// [`WalkTracker::sync_needed`] skips the sync even when the flush did not IPI every
     /// walker (a hardware-broadcast or paravirt flush).
     SkipSyncWithoutIpi,
+    /// The sync's scan stops one CPU short (`cpu < nr_cpus - 1`): the
+    /// highest CPU is never IPI'd. Harmless whenever the collapsing CPU is
+    /// the highest (it removes itself anyway), as in every loom model
+    /// before the roles were mirrored (`tests/loom/walk.rs`
+    /// `collapse_vs_walk`).
+    SyncSkipsLastCpu,
 }
 
 /// How [`WalkTracker::begin`] orders the marker before the walk.
@@ -214,7 +220,12 @@ impl<const N: usize> WalkTracker<N> {
             smp_mb();
         }
         let word = mm.to_word();
-        for (cpu, slot) in self.active.iter().take(nr_cpus) {
+        let scanned = if self.bug.is(Bug::SyncSkipsLastCpu) {
+            nr_cpus.saturating_sub(1) // BUG: off by one
+        } else {
+            nr_cpus
+        };
+        for (cpu, slot) in self.active.iter().take(scanned) {
             // Acquire: pairs with walk end's release store.
             if slot.load(Acquire) == word {
                 out.insert(cpu);

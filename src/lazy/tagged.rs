@@ -67,14 +67,17 @@
 //! (`lkmm/tagged-unlazy-release+bug-unlazy-xchg-no-release.litmus`:
 //! Sometimes) and the successful cmpxchg's release
 //! (`tagged-cmpxchg-success-release+bug-cmpxchg-success-relaxed`:
-//! Sometimes, where loom is blind). Two answers depend on the model: the
-//! check's acquire and the failed cmpxchg's acquire are needed with this
-//! crate's `mmdrop` (a C11 release decrement) but not with Linux's
-//! `atomic_dec_and_test()`, whose full barrier already orders the check
-//! (`tagged-check-relaxed-kernel-drop`: Never); and a relaxed enter-lazy
-//! store is wrong in C11 only — LKMM orders a CPU's release write before
-//! its later store to the same word (`tagged-enter-store+bug-enter-store-relaxed`:
-//! Never). A Rust kernel uses Rust's atomics: keep every ordering above.
+//! Sometimes, where loom is blind). Some answers depend on the primitive
+//! or the model: the check's acquire and the failed cmpxchg's acquire are
+//! needed with this crate's release-only `mmdrop` (LKMM kills their twins
+//! too) but not with Linux's fully ordered `atomic_dec_and_test()`
+//! (`tagged-check-relaxed-kernel-drop`: Never); a relaxed enter-lazy store
+//! is wrong under C++20's (Rust's) release sequences only — LKMM orders a
+//! CPU's release write before its later store to the same word
+//! (`tagged-enter-store+bug-enter-store-relaxed`: Never); and LKMM does
+//! not need the unlazy's acquire half (it honours the control dependency
+//! to the drop). A Rust kernel uses Rust's atomics: keep every ordering
+//! above.
 //!
 //! **(b) "is this check actually useful?"** For correctness, no: without the
 //! read the failing cmpxchg does the same job (`tests/loom/tagged.rs`,

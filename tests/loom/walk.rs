@@ -310,3 +310,48 @@ fn bug_rcu_callback_no_wait() {
         )
     });
 }
+
+/// `walk_vs_collapse` with the roles mirrored: cpu0 collapses, cpu1 (the
+/// highest CPU) walks. Every other walker model puts the collapser on the
+/// highest CPU, where a scan that stops one CPU short skips only the
+/// collapser itself.
+fn collapse_vs_walk() -> WalkScenario {
+    WalkScenario::new(vec![vec![Collapse], vec![Walk]])
+}
+
+#[test]
+fn targeted_mirrored() {
+    check("targeted_mirrored", WALK_BOUND, || {
+        machine(
+            SyncKind::Targeted(BeginOrder::StoreMb),
+            NoIpi,
+            collapse_vs_walk(),
+        )
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_sync_skips_last_cpu() {
+    check("bug_sync_skips_last_cpu", WALK_BOUND, || {
+        buggy_tracker_in(collapse_vs_walk(), Bug::SyncSkipsLastCpu)
+    });
+}
+
+/// The pin: with the collapser on the highest CPU the same variant passes.
+#[test]
+fn bug_sync_skips_last_cpu_passes_unmirrored() {
+    check("bug_sync_skips_last_cpu/unmirrored", WALK_BOUND, || {
+        buggy_tracker_in(walk_vs_collapse(), Bug::SyncSkipsLastCpu)
+    });
+}
+
+fn buggy_tracker_in(scenario: WalkScenario, bug: Bug) -> WalkMachine<N> {
+    WalkMachine::new(
+        scenario,
+        SyncKind::Targeted(BeginOrder::StoreMb),
+        NoIpi,
+        WalkTracker::with_bug(BeginOrder::StoreMb, bug),
+        Rcu::new(),
+    )
+}

@@ -39,7 +39,8 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
 
     /// Defers a final drop reached inside an interrupts-off hook (the
     /// `lazy` module's table) to the CPU's next interrupts-enabled point, as
-    /// a kernel using [`DeferredDrops`] (`mmdrop_sched()`) does.
+    /// a kernel using [`DeferredDrops`](crate::lazy::deferred::DeferredDrops)
+    /// (`mmdrop_sched()`) does.
     pub fn with_deferred_drops(mut self) -> Self {
         self.defer_drops = true;
         self
