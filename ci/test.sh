@@ -48,8 +48,8 @@ RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle cargo clippy --
 step "cargo test (std build: unit tests, proptest of the machine, doc tests)"
 cargo test
 
-step "CPU ids at word boundaries with the bug variants compiled in (tests/wide_cpus.rs)"
-cargo test --features bug-variants --test wide_cpus
+step "CPU ids at word boundaries with the bug variants compiled in (tests/wide_cpus.rs, tests/wide_tlb.rs)"
+cargo test --features bug-variants --test wide_cpus --test wide_tlb
 
 step "loom: the users' command, RUSTFLAGS=\"--cfg loom\" cargo test --release"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run_summarized '(^|\.\.\. )loom |test result' \

@@ -24,4 +24,5 @@ mod refcount;
 mod shootdown;
 mod tagged;
 mod tlb;
+mod tlb_tails;
 mod walk;

@@ -10,21 +10,25 @@ use lazymm::tlb::tlbgen::{Bug, LazyTlb};
 use TlbOp::*;
 
 /// Bound of the two-CPU TLB models.
-const TLB_BOUND: usize = 3;
+pub(crate) const TLB_BOUND: usize = 3;
 /// Bound of the batched-flush models (PTLs and more IPIs).
-const BATCHED_BOUND: usize = 3;
+pub(crate) const BATCHED_BOUND: usize = 3;
 /// Bound of the three-CPU model.
-const TLB_THREE_CPU_BOUND: usize = 1;
+pub(crate) const TLB_THREE_CPU_BOUND: usize = 1;
 
-const N: usize = 3;
+pub(crate) const N: usize = 3;
 
-fn check(name: &str, bound: usize, make: impl Fn() -> TlbMachine<N> + Sync + Send + 'static) {
+pub(crate) fn check(
+    name: &str,
+    bound: usize,
+    make: impl Fn() -> TlbMachine<N> + Sync + Send + 'static,
+) {
     check_model(&format!("tlb/{name}"), bound, make, TlbMachine::run);
 }
 
 /// cpu0 runs, goes lazy (kernel thread), and unlazies into the same mm
 /// while cpu1 changes a PTE and flushes (skipping cpu0 while it is lazy).
-fn unlazy_vs_flush() -> TlbScenario {
+pub(crate) fn unlazy_vs_flush() -> TlbScenario {
     TlbScenario::new(vec![
         vec![User, Use, Kthread, User, Use],
         vec![
@@ -38,7 +42,7 @@ fn unlazy_vs_flush() -> TlbScenario {
 
 /// cpu0 runs, switches to another process (its cpumask bit stays set), and
 /// switches back (83b0177a6c48's path) while cpu1 flushes.
-fn switch_back_vs_flush() -> TlbScenario {
+pub(crate) fn switch_back_vs_flush() -> TlbScenario {
     TlbScenario::new(vec![
         vec![User, Use, Away, User, Use],
         vec![
@@ -51,7 +55,7 @@ fn switch_back_vs_flush() -> TlbScenario {
 }
 
 /// cpu0 is lazy on the mm while cpu1 frees page tables.
-fn lazy_vs_freed_tables() -> TlbScenario {
+pub(crate) fn lazy_vs_freed_tables() -> TlbScenario {
     TlbScenario::new(vec![
         vec![User, Use, Kthread, Kthread],
         vec![User, Flush { freed_tables: true }],
@@ -59,13 +63,13 @@ fn lazy_vs_freed_tables() -> TlbScenario {
 }
 
 /// cpu0 goes lazy and unlazies while cpu1 changes the LDT.
-fn unlazy_vs_ldt() -> TlbScenario {
+pub(crate) fn unlazy_vs_ldt() -> TlbScenario {
     TlbScenario::new(vec![vec![User, Use, Kthread, User, Use], vec![User, Ldt]])
 }
 
 /// Gorman's race: cpu0 reclaims PTE 0 (flush batched) while cpu1 — whose
 /// TLB holds it — mprotects it and uses its memory.
-fn reclaim_vs_mprotect() -> TlbScenario {
+pub(crate) fn reclaim_vs_mprotect() -> TlbScenario {
     TlbScenario::new(vec![
         vec![Reclaim(0), UnmapFlush],
         vec![User, Use, Mprotect(0), Use],
@@ -73,7 +77,7 @@ fn reclaim_vs_mprotect() -> TlbScenario {
 }
 
 /// Roberts's race: as above, with madvise dropping and retaking the PTL.
-fn reclaim_vs_madvise() -> TlbScenario {
+pub(crate) fn reclaim_vs_madvise() -> TlbScenario {
     TlbScenario::new(vec![
         vec![Reclaim(0), UnmapFlush],
         vec![User, Use, Madvise(0), Use],
@@ -83,7 +87,7 @@ fn reclaim_vs_madvise() -> TlbScenario {
 /// Huang Ying's race on split PTLs: cpu1's `flush_tlb_batched_pending()`
 /// under PTL 1 (for cpu0's reclaim of PTE 1) runs while cpu0 reclaims PTE 0
 /// under PTL 0; cpu1 then mprotects PTE 0.
-fn split_ptl() -> TlbScenario {
+pub(crate) fn split_ptl() -> TlbScenario {
     TlbScenario::new(vec![
         vec![User, Reclaim(1), Use, Reclaim(0), Use, UnmapFlush],
         vec![User, Mprotect(1), Mprotect(0)],
@@ -91,7 +95,7 @@ fn split_ptl() -> TlbScenario {
 }
 
 /// Three CPUs: an unlazy and a switch back race one flush.
-fn three_cpus() -> TlbScenario {
+pub(crate) fn three_cpus() -> TlbScenario {
     TlbScenario::new(vec![
         vec![User, Kthread, User, Use],
         vec![User, Away, User, Use],
@@ -104,15 +108,15 @@ fn three_cpus() -> TlbScenario {
     ])
 }
 
-fn correct(s: fn() -> TlbScenario) -> impl Fn() -> TlbMachine<N> {
+pub(crate) fn correct(s: fn() -> TlbScenario) -> impl Fn() -> TlbMachine<N> {
     move || TlbMachine::correct(s())
 }
 
-fn tlb_bug(s: fn() -> TlbScenario, bug: Bug) -> impl Fn() -> TlbMachine<N> {
+pub(crate) fn tlb_bug(s: fn() -> TlbScenario, bug: Bug) -> impl Fn() -> TlbMachine<N> {
     move || TlbMachine::new(s(), LazyTlb::with_bug(bug), FlushBatched::new())
 }
 
-fn batched_bug(s: fn() -> TlbScenario, bug: batched::Bug) -> impl Fn() -> TlbMachine<N> {
+pub(crate) fn batched_bug(s: fn() -> TlbScenario, bug: batched::Bug) -> impl Fn() -> TlbMachine<N> {
     move || TlbMachine::new(s(), LazyTlb::new(), FlushBatched::with_bug(bug))
 }
 
@@ -320,7 +324,10 @@ fn unlazy_vs_flush_tail_passes() {
     );
 }
 
-fn machine_bug(s: fn() -> TlbScenario, bug: TlbMachineBug) -> impl Fn() -> TlbMachine<N> {
+pub(crate) fn machine_bug(
+    s: fn() -> TlbScenario,
+    bug: TlbMachineBug,
+) -> impl Fn() -> TlbMachine<N> {
     move || TlbMachine::correct(s()).with_machine_bug(bug)
 }
 

@@ -69,6 +69,39 @@ impl TlbScenario {
         Self { scripts }
     }
 
+    /// The same scenario with `tails` appended, one per CPU (a CPU without
+    /// an entry, or with an empty one, stops where it stopped): what the
+    /// CPUs a race touched do next — use the mm again, go lazy and come
+    /// back, flush it themselves — so a bug in what a CPU *remembers*
+    /// (its flushed generation, its cached page tables) shows.
+    ///
+    /// # Panics
+    /// As [`new`](Self::new) on the joined scripts; "scenario error: ..."
+    /// if `tails` has more entries than the scenario has CPUs.
+    pub fn then(self, tails: Vec<Vec<TlbOp>>) -> Self {
+        assert!(
+            tails.len() <= self.scripts.len(),
+            "scenario error: {} tails for {} CPUs",
+            tails.len(),
+            self.scripts.len()
+        );
+        let mut scripts = self.scripts;
+        for (s, t) in scripts.iter_mut().zip(tails) {
+            s.extend(t);
+        }
+        Self::new(scripts)
+    }
+
+    /// The same scenario with CPU `a` and CPU `b` swapping scripts (the
+    /// symmetry check: which CPU plays which role).
+    ///
+    /// # Panics
+    /// If `a` or `b` is not a CPU of the scenario.
+    pub fn swap_cpus(mut self, a: usize, b: usize) -> Self {
+        self.scripts.swap(a, b);
+        self
+    }
+
     /// Number of CPUs.
     pub fn nr_cpus(&self) -> usize {
         self.scripts.len()
