@@ -10,10 +10,20 @@
 //! race's bound (a tail doubles a script; `ci/deep.sh` adds one to every
 //! bound, which brings them to the race's own).
 //!
-//! **Mirrors.** In `tlb.rs` the flusher is always the highest CPU, so a
-//! flush path that mishandles a target below or above itself is only half
-//! explored. The mirrored races swap the roles (the flusher is cpu0); the
-//! tlbgen bugs of each race are rejected mirrored too.
+//! Each tail is written to meet another CPU: loom's partial-order reduction
+//! explores a step only against the steps it conflicts with, so a tail
+//! that touches nothing another CPU reads adds no interleaving (the first
+//! three-CPU tail, the flusher alone going lazy and back after its flush,
+//! explored the same 9,579 executions as the race). `bug_no_unlazy_mb_in_switch_back_tail`
+//! shows a tail's own interaction explored: its victim is the CPU running
+//! the tail, in a race that passes the same variant without it.
+//!
+//! **Mirrors.** In `tlb.rs`'s flush races (unlazy, switch back, freed
+//! tables, LDT, three CPUs) the flusher is the highest CPU, so a flush path
+//! that mishandles a target below itself is only half explored. The
+//! mirrored races swap the roles (the flusher is cpu0); the tlbgen bugs of
+//! each race are rejected mirrored too. (The reclaim races already flush
+//! from both sides: the reclaimer is cpu0, the mprotecting CPU cpu1.)
 
 use crate::tlb::{
     check, correct, lazy_vs_freed_tables, machine_bug, reclaim_vs_madvise, reclaim_vs_mprotect,
@@ -28,9 +38,9 @@ use TlbOp::*;
 const TAIL_BELOW: usize = 1;
 
 /// cpu0, back in the mm after its switch away, mprotects a page itself and
-/// uses memory; the flusher goes lazy, comes back and uses memory.
+/// uses memory; the flusher caches it, goes lazy, comes back and uses it.
 fn switch_back_vs_flush_tail() -> TlbScenario {
-    switch_back_vs_flush().then(vec![vec![Mprotect(1), Use], vec![Kthread, User, Use]])
+    switch_back_vs_flush().then(vec![vec![Mprotect(1), Use], vec![Use, Kthread, User, Use]])
 }
 
 /// The flusher of the freed tables mprotects and uses memory; the lazy CPU
@@ -42,35 +52,44 @@ fn lazy_vs_freed_tables_tail() -> TlbScenario {
 /// The unlazied CPU changes the LDT itself; the first changer goes lazy and
 /// comes back (its LDT must be the new one).
 fn unlazy_vs_ldt_tail() -> TlbScenario {
-    unlazy_vs_ldt().then(vec![vec![Ldt, Use], vec![Kthread, User, Use]])
+    unlazy_vs_ldt().then(vec![vec![Ldt, Use], vec![Use, Kthread, User, Use]])
 }
 
-/// The reclaimer runs the mm and uses memory after its batch flushed; the
-/// mprotecting CPU goes lazy and comes back.
+/// The reclaimer runs the mm after its batch flushed, caches the page it
+/// did not reclaim (PTE 1), goes lazy and comes back, while the other CPU
+/// mprotects that page: its unlazy must catch up with that flush.
 fn reclaim_vs_mprotect_tail() -> TlbScenario {
-    reclaim_vs_mprotect().then(vec![vec![User, Use], vec![Kthread, User, Use]])
+    reclaim_vs_mprotect().then(vec![
+        vec![User, Use, Kthread, User, Use],
+        vec![Mprotect(1), Use],
+    ])
 }
 
-/// As above for madvise.
+/// As above, the other CPU madvising PTE 1.
 fn reclaim_vs_madvise_tail() -> TlbScenario {
-    reclaim_vs_madvise().then(vec![vec![User, Use], vec![Kthread, User, Use]])
+    reclaim_vs_madvise().then(vec![
+        vec![User, Use, Kthread, User, Use],
+        vec![Madvise(1), Use],
+    ])
 }
 
-/// Split PTLs: the reclaimer goes lazy and comes back; the mprotecting CPU
-/// uses memory again.
+/// Split PTLs: both PTEs are reclaimed (not present: no translation can go
+/// stale), so the tail frees page tables — the reclaimer goes lazy and
+/// comes back while the other CPU's freed-tables flush must shoot it.
 fn split_ptl_tail() -> TlbScenario {
-    split_ptl().then(vec![vec![Kthread, User, Use], vec![Use]])
+    split_ptl().then(vec![
+        vec![Kthread, User, Use],
+        vec![Flush { freed_tables: true }, Use],
+    ])
 }
 
 /// Three CPUs: the unlazied CPU mprotects a page itself (IPIing the
-/// others), while the flusher goes lazy and comes back. (A tail only adds
-/// interleavings where it meets another CPU: the flusher's return alone
-/// touches nothing another CPU still reads, and loom prunes it.)
+/// others), while the flusher caches it, goes lazy and comes back.
 fn three_cpus_tail() -> TlbScenario {
     three_cpus().then(vec![
         vec![Mprotect(1), Use],
         vec![],
-        vec![Kthread, User, Use],
+        vec![Use, Kthread, User, Use],
     ])
 }
 
@@ -226,5 +245,30 @@ fn bug_shot_records_gen_in_freed_tables_tail() {
         "bug_shot_records_gen/lazy_vs_freed_tables_tail",
         TLB_BOUND - TAIL_BELOW,
         machine_bug(lazy_vs_freed_tables_tail, TlbMachineBug::ShotRecordsGen),
+    );
+}
+
+/// A tail's own race: `switch_back_vs_flush` never unlazies (cpu0 switches
+/// away to another process, not to a kernel thread), so a missing unlazy
+/// barrier passes it; its tail has cpu1 unlazy while cpu0 mprotects, and
+/// cpu1 — the CPU running the tail — keeps the stale entry.
+#[test]
+#[should_panic(expected = "stale TLB entry: cpu1")]
+fn bug_no_unlazy_mb_in_switch_back_tail() {
+    check(
+        "bug_no_unlazy_mb/switch_back_vs_flush_tail",
+        TLB_BOUND - TAIL_BELOW,
+        tlb_bug(switch_back_vs_flush_tail, Bug::NoUnlazyMb),
+    );
+}
+
+/// The pin for the test above: the race without its tail passes, at the
+/// same bound (and at the race's own, bound 3: 102,046 executions).
+#[test]
+fn bug_no_unlazy_mb_passes_switch_back_without_tail() {
+    check(
+        "bug_no_unlazy_mb/switch_back_vs_flush",
+        TLB_BOUND - TAIL_BELOW,
+        tlb_bug(switch_back_vs_flush, Bug::NoUnlazyMb),
     );
 }
