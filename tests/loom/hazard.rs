@@ -28,7 +28,7 @@ const OBJ: usize = 0x40;
 fn domain_model(bug: Option<Bug>) {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(DEFAULT_BOUND);
+        b.preemption_bound = Some(DEFAULT_BOUND + extra_bound());
     }
     b.check(move || {
         let domain = match bug {

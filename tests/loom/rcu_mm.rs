@@ -58,7 +58,7 @@ fn bug_gp_one_short() {
 #[test]
 fn final_drop_elsewhere_frees_through_grace_periods() {
     let report = loom_check(
-        HEAVY_BOUND,
+        HEAVY_BOUND + extra_bound(),
         RcuMm::<2>::new,
         harness::final_drop_elsewhere(),
     );
