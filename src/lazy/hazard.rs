@@ -40,9 +40,21 @@
 //!     earlier clear's ordering along (`bug_nofence_relaxed_publish`);
 //!   - the scan keeps its `smp_mb()` (the final drop is rare).
 //!
-//!   On the switch path it is two plain stores to the CPU's own slot, like
-//!   the floor's `is_lazy`/`loaded_mm` stores: no search and no misuse
-//!   check (entering twice, leaving without entering). Those are
+//!   - the slot is **kept across an unlazy into the same mm** (van Riel's
+//!     caching, [`crate::lazy::cached`], applied to the slot): a CPU that
+//!     goes lazy on the mm its slot already holds stores nothing, and
+//!     leaving lazy stores nothing. The slot is cleared (release) in
+//!     [`switched_mm`](LazyMm::switched_mm), after the CPU loaded another
+//!     mm — never before the load (`Bug::ClearBeforeLoad`: the scan frees
+//!     the mm while the CPU still has it loaded). So a slot holding the mm
+//!     means the CPU has it loaded, as a user or lazily; at the final drop
+//!     no user task of the mm is left, so every CPU the scan finds is lazy
+//!     on it, as before: the IPIs are the same ones.
+//!
+//!   On the same-mm round trip (the common one) it is one load of the
+//!   CPU's own slot and no store: the floor's `is_lazy` stores and a
+//!   compare. No search and no misuse check (entering twice, leaving
+//!   without entering): those are
 //!   [`Checked`](crate::lazy::checked::Checked)'s, as for `loaded_mm`:
 //!   wrap the scheme while bringing a kernel up.
 //!
@@ -98,6 +110,18 @@ impl<const N: usize, const FENCED: bool> HazardLazy<N, FENCED> {
     pub fn domain(&self) -> &HazardDomain<N, 1> {
         &self.domain
     }
+
+    /// The fence-free variant's switch: `cpu` now has `next` loaded, so a
+    /// slot kept for another mm is cleared. A release store (`unpublish`):
+    /// this CPU's uses of the old mm, up to and including the page-table
+    /// load that replaced it, happen before a scan that reads the slot empty.
+    #[inline]
+    fn clear_kept<M: MmHandle>(&self, cpu: CpuId, next: Option<M>) {
+        let kept = self.domain.owned(cpu, 0);
+        if kept != 0 && kept != next.map_or(0, MmHandle::to_word) {
+            self.domain.unpublish(cpu, 0);
+        }
+    }
 }
 
 impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
@@ -120,10 +144,12 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
                 panic!("lazymm: mmgrab_lazy_tlb on {cpu}: {e:?} (already lazy?)");
             }
             // The slot is the record; mmdrop_lazy_tlb clears it.
-        } else {
+        } else if self.domain.owned(cpu, 0) != mm.to_word() {
             // The CPU's one slot, no search and no check (module docs: the
             // misuse checks are `Checked`'s); ordered before the final
             // drop's scan by the task's later release drop of mm_users.
+            // A slot that already holds `mm` was kept across an unlazy into
+            // it and has protected the mm since: nothing to store.
             self.domain.publish(cpu, 0, mm.to_word());
         }
     }
@@ -135,13 +161,37 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
             // Pairs with the scan's smp_mb() (membarrier in Linux).
             smp_mb();
         }
-        // The clear is a release store either way: this CPU's uses of the
-        // mm happen before the scan sees the slot empty.
-        if !FENCED {
-            // The CPU's one slot, unchecked (module docs).
-            self.domain.unpublish(cpu, 0);
-        } else if !self.domain.clear(cpu, mm.to_word()) {
+        // The fence-free variant keeps its slot: switched_mm clears it once
+        // the CPU has loaded another mm (module docs).
+        if FENCED && !self.domain.clear(cpu, mm.to_word()) {
             panic!("lazymm: mmdrop_lazy_tlb on {cpu}, which is not lazy on {mm:?}");
+        }
+    }
+
+    #[inline]
+    fn switching_mm<K: Kernel>(
+        &self,
+        _k: &K,
+        cpu: CpuId,
+        _prev: Option<K::Mm>,
+        next: Option<K::Mm>,
+    ) {
+        if !FENCED && self.domain.bug().is(Bug::ClearBeforeLoad) {
+            // BUG: the CPU still has the kept mm loaded.
+            self.clear_kept(cpu, next);
+        }
+    }
+
+    #[inline]
+    fn switched_mm<K: Kernel>(
+        &self,
+        _k: &K,
+        cpu: CpuId,
+        _prev: Option<K::Mm>,
+        next: Option<K::Mm>,
+    ) {
+        if !FENCED && !self.domain.bug().is(Bug::ClearBeforeLoad) {
+            self.clear_kept(cpu, next);
         }
     }
 

@@ -72,6 +72,12 @@ pub enum Bug {
     /// on another mm before the final drop); [`HazardDomain::protect`]
     /// stores relaxed behind its full barriers and is unaffected.
     RelaxedPublish,
+    /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence) clears
+    /// the slot it kept across an unlazy in `switching_mm()`, before the
+    /// CPU loads the next mm, instead of in `switched_mm()` after: a final
+    /// drop's scan can read the slot empty and free the mm while the CPU
+    /// still has it loaded.
+    ClearBeforeLoad,
 }
 
 /// Why [`HazardDomain::try_protect`] failed.
@@ -205,6 +211,13 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
             Release
         };
         self.slots.get(cpu)[slot].store(addr, order);
+    }
+
+    /// What slot `slot` of `cpu` holds, read by its owner (relaxed: only
+    /// the owner writes it, so the owner reads its own last store).
+    #[inline]
+    pub fn owned(&self, cpu: CpuId, slot: usize) -> usize {
+        self.slots.get(cpu)[slot].load(Relaxed)
     }
 
     /// Empties slot `slot` of `cpu` (the owner's side of

@@ -1,6 +1,7 @@
 //! The shared loom scenarios and the runner.
 
-use lazymm::check::model::harness::{LoomCheck, LOOM_BOUND_2_CPUS, LOOM_BOUND_3_CPUS};
+pub use lazymm::check::model::harness::LoomCheck;
+use lazymm::check::model::harness::{LOOM_BOUND_2_CPUS, LOOM_BOUND_3_CPUS};
 use lazymm::check::model::Scenario;
 use lazymm::lazy::LazyMm;
 

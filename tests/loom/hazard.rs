@@ -179,6 +179,33 @@ fn bug_nofence_relaxed_publish() {
     );
 }
 
+/// The fence-free slot is kept across an unlazy and cleared when the CPU
+/// loads another mm; cleared before the load instead, the final drop's
+/// scan can free the mm the CPU still has loaded. Found only with the
+/// oracle's page-table base visible to loom (`visible_loads`): otherwise
+/// loom has no reason to preempt between the clear and the load.
+#[test]
+#[should_panic(expected = "use-after-free of mm0: freed on cpu1 while cpu0 still has it loaded")]
+fn bug_nofence_clear_before_load() {
+    LoomCheck::new(HEAVY_BOUND).visible_loads().run(
+        || lazymm::lazy::hazard::HazardLazyNoFence::<2>::with_bug(Bug::ClearBeforeLoad),
+        exit_lazy_vs_final_drop(),
+    );
+}
+
+/// The shipped fence-free scheme under the same visible loads: the clear
+/// after the load is what the variant above gets wrong.
+#[test]
+fn nofence_visible_loads_passes() {
+    let report = LoomCheck::new(HEAVY_BOUND + extra_bound())
+        .visible_loads()
+        .run(
+            lazymm::lazy::hazard::HazardLazyNoFence::<2>::new,
+            exit_lazy_vs_final_drop(),
+        );
+    eprintln!("loom hazard_nofence/exit_lazy_vs_final_drop (visible loads): {report}");
+}
+
 /// With Desnoyers' barrier in front of it, a relaxed clear is enough (a
 /// fence before a relaxed store releases as a release store does): the
 /// variant above is a failure of the fence-free scheme only. (The fenced

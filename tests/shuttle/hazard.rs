@@ -15,3 +15,19 @@ fn hazard_nofence_8_cpus() {
         lazymm::lazy::hazard::HazardLazyNoFence::<8>::new,
     );
 }
+
+/// The fence-free scheme's kept slot cleared before the CPU loads the next
+/// mm (`Bug::ClearBeforeLoad`): the final drop frees an mm a CPU still has
+/// loaded.
+#[test]
+#[should_panic(expected = "still has it loaded")]
+fn bug_nofence_clear_before_load() {
+    check_bug(
+        || {
+            lazymm::lazy::hazard::HazardLazyNoFence::<8>::with_bug(
+                lazymm::reclaim::hazard::Bug::ClearBeforeLoad,
+            )
+        },
+        None,
+    );
+}
