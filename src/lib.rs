@@ -70,11 +70,16 @@
 //!    mailbox. The [`platform`] traits give the TLB and walker protocols a
 //!    pinned CPU, IPIs and local flushes.
 //! 4. **Call the hooks** where Linux's `context_switch()` would: user →
-//!    kernel thread `mmgrab_lazy_tlb`; kernel → kernel `transfer_lazy`; kernel →
-//!    user: load the mm (`switching_mm`, `switched_mm`) then, after the
+//!    kernel thread `mmgrab_lazy_tlb`; kernel → kernel `transfer_lazy`;
+//!    `switching_mm` / `switched_mm` around **every** page-table load of
+//!    another mm (user → user, kernel → user, to your own mm in a shootdown
+//!    IPI or at CPU down: cached, hazard_nofence, loaded_mm and rcu_mm keep
+//!    per-CPU state that only these hooks update); kernel → user, after the
 //!    switch, `mmdrop_lazy_tlb`; `exit_mm()` makes the exiting task a lazy user of
 //!    its own mm; `mm_users_zero` and `final_drop` from your `mmput` /
-//!    `mmdrop`. `examples/kernel/` is a toy kernel doing exactly this, for
+//!    `mmdrop`. A lazy CPU that loads another mm has ended its lazy use: it
+//!    must not load the lazy mm again without a new `mmgrab_lazy_tlb`
+//!    ([`Checked`](lazy::checked::Checked) panics if it does). `examples/kernel/` is a toy kernel doing exactly this, for
 //!    every scheme; wrap the scheme in [`lazy::checked::Checked`] while you bring
 //!    it up.
 //! 5. **TLB coherence**, if you flush remote TLBs by IPI: [`tlbgen`](tlb::tlbgen) gives

@@ -2,7 +2,7 @@
 //! the machine's random workloads without a false alarm, and turns each
 //! misuse — enter twice, leave twice, leave with the wrong mm, an
 //! out-of-range CPU, a final drop while a CPU is lazy on the mm, a CPU dead
-//! while lazy — into the same documented panic
+//! while lazy, a lazy mm loaded again after switching away — into the same documented panic
 //! for every scheme, the library backends included (the table below, one test
 //! per scheme and misuse).
 #![cfg(all(
@@ -119,6 +119,20 @@ macro_rules! misuse_table {
                 let m = machine($new).with_inline_ipis();
                 m.scheme().mmgrab_lazy_tlb(&m, CPU, MmId::new(0));
                 m.scheme().final_drop(&m, CpuId::new(1), MmId::new(0));
+            }
+
+            /// A lazy CPU switches to another mm (a temporary mm, say) and
+            /// back without a new lazy entry: the per-CPU schemes dropped
+            /// their hold at the first switch.
+            #[test]
+            #[should_panic(expected = "again after switching away from it while lazy")]
+            fn reload_after_switching_away() {
+                let m = machine($new);
+                let (a, b) = (MmId::new(0), MmId::new(1));
+                m.scheme().mmgrab_lazy_tlb(&m, CPU, a);
+                m.scheme().switching_mm(&m, CPU, Some(a), Some(b));
+                m.scheme().switched_mm(&m, CPU, Some(a), Some(b));
+                m.scheme().switching_mm(&m, CPU, Some(b), Some(a));
             }
 
             #[test]

@@ -11,6 +11,7 @@
 //! | a CPU id at or above `N` | `"CPU id .. out of range"` |
 //! | `cpu_dead` for a CPU still lazy on an mm | `"which is still lazy on"` |
 //! | a final drop while a CPU is still lazy on the mm | `"is still lazy on it at its final drop"` |
+//! | a lazy CPU loads its lazy mm again after switching away, without a new `mmgrab_lazy_tlb` | `"again after switching away from it while lazy"` |
 //!
 //! (`tests/misuse.rs` has the table, one test per scheme and misuse.)
 //!
@@ -26,7 +27,10 @@
 //!
 //! Schemes without per-CPU state (refcount, shootdown, rcu_mm) cannot see
 //! these mistakes themselves; the per-CPU ones check what they can (tagged
-//! and hazard panic on a leave without an enter). Wrap the scheme while
+//! and the fenced hazard scheme panic on a leave without an enter). A lazy
+//! CPU that switches away from its lazy mm and loads it again without a new
+//! `mmgrab_lazy_tlb` (a temporary mm used from a kernel thread, say) panics
+//! here: the per-CPU schemes drop their hold on the mm at the first switch. Wrap the scheme while
 //! bringing a kernel up; the cost is one per-CPU word and a few relaxed
 //! accesses per hook.
 
@@ -115,6 +119,15 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
         let now = self.lazy.get(cpu).load(Relaxed);
         if now != 0 && prev.map(MmHandle::to_word) == Some(now) {
             self.set(cpu, now | 1); // switching away: no longer uses it
+        }
+        if now & 1 != 0 && next.map(MmHandle::to_word) == Some(now & !1) {
+            // cached, hazard_nofence and rcu_mm gave up their hold on the
+            // lazy mm when the CPU switched away from it.
+            panic!(
+                "lazymm: {cpu} loads {:?} again after switching away from it while lazy, \
+                 without a new mmgrab_lazy_tlb (a lazy CPU that loads another mm has ended its lazy use)",
+                K::Mm::from_word(now & !1)
+            );
         }
         self.inner.switching_mm(k, cpu, prev, next);
     }

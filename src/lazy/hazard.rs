@@ -5,7 +5,8 @@
 //!
 //! * enter lazy: full fence, publish the mm in this CPU's slot (existence is
 //!   guaranteed: the CPU's user task still holds `mm_users`);
-//! * leave lazy: full fence, clear the slot;
+//! * leave lazy: full fence, clear the slot (the fence-free variant below
+//!   keeps it instead, until the CPU loads another mm);
 //! * final drop (`__mmdrop()`): scan for the mm with an `on_match` that IPIs
 //!   the CPU, which switches to the kernel's own mm and clears its slot.
 //!
@@ -27,12 +28,15 @@
 //!   on the switch path. What orders each step instead:
 //!   - the publish ([`HazardDomain::publish`]) happens before the final
 //!     drop's scan because the CPU's user task still holds `mm_users` when
-//!     the CPU goes lazy: that reference is dropped later with a release
+//!     the CPU publishes (at this lazy entry, or at an earlier one whose
+//!     slot was kept since): that reference is dropped later with a release
 //!     RMW (by `exit_mm()` on this CPU, or by the task after the scheduler
 //!     moved it elsewhere — the runqueue lock orders the two CPUs), and the
 //!     final drop runs after the last drop's acquire;
 //!   - the clear is a release store, paired with the scan's acquire loads:
-//!     this CPU's uses of the mm happen before the scan sees the slot empty
+//!     this CPU's uses of the mm — up to the page-table load that replaced
+//!     it, after which the CPU no longer uses it — happen before the scan
+//!     sees the slot empty
 //!     (`bug_nofence_relaxed_clear`, a relaxed clear, is the use-after-free
 //!     loom finds without the barrier in front of it);
 //!   - the publish is a release store too: the scan may read the CPU's
@@ -46,10 +50,21 @@
 //!     leaving lazy stores nothing. The slot is cleared (release) in
 //!     [`switched_mm`](LazyMm::switched_mm), after the CPU loaded another
 //!     mm — never before the load (`Bug::ClearBeforeLoad`: the scan frees
-//!     the mm while the CPU still has it loaded). So a slot holding the mm
-//!     means the CPU has it loaded, as a user or lazily; at the final drop
-//!     no user task of the mm is left, so every CPU the scan finds is lazy
-//!     on it, as before: the IPIs are the same ones.
+//!     the mm while the CPU still has it loaded) — and, as a safety net for
+//!     a kernel path that loads another mm without the hooks, in
+//!     `mmdrop_lazy_tlb` when the CPU leaves lazy for another mm. So a slot
+//!     holding the mm means the CPU has it loaded, as a user or lazily; at
+//!     the final drop no user task of the mm is left, so every CPU the scan
+//!     finds is lazy on it, as before: the IPIs are the same ones.
+//!
+//!     That needs two things of the kernel (crate docs, step 4): the hooks
+//!     around **every** load of another mm, user → user included (a slot
+//!     left holding an mm the CPU no longer runs makes that mm's final drop
+//!     wait for the CPU's next switch), and no reload of a lazy mm after
+//!     switching away from it without a new `mmgrab_lazy_tlb` (the slot
+//!     was cleared at the first switch; [`Checked`](crate::lazy::checked::Checked)
+//!     panics). The models' tasks do not migrate, so a stale slot is not
+//!     reachable there: this part is argued, not model-checked.
 //!
 //!   On the same-mm round trip (the common one) it is one load of the
 //!   CPU's own slot and no store: the floor's `is_lazy` stores and a
@@ -72,7 +87,8 @@ use crate::reclaim::hazard::{HazardDomain, ScanContext};
 use crate::sync::smp_mb;
 
 /// The hazard-pointer lazy-mm scheme (Desnoyers 2024): one slot per CPU
-/// holds the CPU's lazy mm; the final drop scans and IPIs the holders.
+/// holds the CPU's lazy mm (the fence-free variant: or the mm it kept
+/// across an unlazy); the final drop scans and IPIs the holders.
 ///
 /// `FENCED` (default `true`): Desnoyers' two `smp_mb()` on the switch path;
 /// `false` is [`HazardLazyNoFence`] (module docs).
@@ -155,16 +171,23 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
     }
 
     #[inline]
-    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, _next: Option<K::Mm>) {
+    fn mmdrop_lazy_tlb<K: Kernel>(&self, _k: &K, cpu: CpuId, mm: K::Mm, next: Option<K::Mm>) {
         // mmdrop_lazy_tlb(): smp_mb(); clear the slot.
         if FENCED {
             // Pairs with the scan's smp_mb() (membarrier in Linux).
             smp_mb();
         }
-        // The fence-free variant keeps its slot: switched_mm clears it once
-        // the CPU has loaded another mm (module docs).
-        if FENCED && !self.domain.clear(cpu, mm.to_word()) {
-            panic!("lazymm: mmdrop_lazy_tlb on {cpu}, which is not lazy on {mm:?}");
+        if FENCED {
+            if !self.domain.clear(cpu, mm.to_word()) {
+                panic!("lazymm: mmdrop_lazy_tlb on {cpu}, which is not lazy on {mm:?}");
+            }
+        } else if next != Some(mm) && self.domain.owned(cpu, 0) == mm.to_word() {
+            // The fence-free variant keeps its slot across an unlazy into
+            // the same mm; switched_mm cleared it if the CPU loaded another
+            // mm through the hooks. This catches a path that did not (CPU
+            // down straight to the kernel's mm): the CPU has loaded `next`,
+            // so the release clear is after its last use (module docs).
+            self.domain.unpublish(cpu, 0);
         }
     }
 

@@ -73,10 +73,12 @@ pub enum Bug {
     /// stores relaxed behind its full barriers and is unaffected.
     RelaxedPublish,
     /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence) clears
-    /// the slot it kept across an unlazy in `switching_mm()`, before the
-    /// CPU loads the next mm, instead of in `switched_mm()` after: a final
-    /// drop's scan can read the slot empty and free the mm while the CPU
-    /// still has it loaded.
+    /// its slot in `switching_mm()`, before the CPU loads the next mm,
+    /// instead of in `switched_mm()` after: a final drop's scan can read the
+    /// slot empty and free the mm while the CPU still has it loaded. (The
+    /// models reach it with a lazy CPU leaving for another mm; a slot kept
+    /// across an unlazy cannot race a final drop there, its task still
+    /// holding `mm_users`.)
     ClearBeforeLoad,
 }
 

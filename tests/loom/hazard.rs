@@ -179,9 +179,9 @@ fn bug_nofence_relaxed_publish() {
     );
 }
 
-/// The fence-free slot is kept across an unlazy and cleared when the CPU
-/// loads another mm; cleared before the load instead, the final drop's
-/// scan can free the mm the CPU still has loaded. Found only with the
+/// The fence-free slot is cleared when the CPU has loaded another mm
+/// (`switched_mm`); cleared before the load instead (`switching_mm`), the
+/// final drop's scan can free the mm the lazy CPU still has loaded. Found only with the
 /// oracle's page-table base visible to loom (`visible_loads`): otherwise
 /// loom has no reason to preempt between the clear and the load.
 #[test]

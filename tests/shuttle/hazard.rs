@@ -16,8 +16,8 @@ fn hazard_nofence_8_cpus() {
     );
 }
 
-/// The fence-free scheme's kept slot cleared before the CPU loads the next
-/// mm (`Bug::ClearBeforeLoad`): the final drop frees an mm a CPU still has
+/// The fence-free scheme's slot cleared before the CPU loads the next mm
+/// (`Bug::ClearBeforeLoad`): the final drop frees an mm a CPU still has
 /// loaded.
 #[test]
 #[should_panic(expected = "still has it loaded")]
