@@ -69,7 +69,9 @@
 //!    own mm, wait), and `serve_ipis` if a waiting CPU must serve its own
 //!    mailbox. The [`platform`] traits give the TLB and walker protocols a
 //!    pinned CPU, IPIs and local flushes.
-//! 4. **Call the hooks** where Linux's `context_switch()` would: user →
+//! 4. **Call the switch sequence** ([`lazy::switch`]) from your
+//!    `context_switch()`, `exit_mm()`, shoot-lazy IPI handler and CPU down:
+//!    it calls the hooks in Linux's order. If you call them yourself: user →
 //!    kernel thread `mmgrab_lazy_tlb`; kernel → kernel `transfer_lazy`;
 //!    `switching_mm` / `switched_mm` around **every** page-table load of
 //!    another mm (user → user, kernel → user, to your own mm in a shootdown
@@ -92,11 +94,14 @@
 //! ## Example: a kernel generic over its scheme
 //!
 //! One CPU, one process: the kernel implements [`Kernel`](lazy::Kernel) on
-//! the object that owns its mm structs, and calls the
-//! [`LazyMm`](lazy::LazyMm) hooks where Linux's `context_switch()`,
-//! `exit_mm()`, `mmput()` and `mmdrop()` would. The kernel type is generic
-//! over the scheme, so picking one is a type parameter (or a cfg on a type
-//! alias). `examples/kernel/` is the same on several CPUs with IPIs.
+//! the object that owns its mm structs, and
+//! [`SwitchMm`](lazy::switch::SwitchMm) (its per-CPU mm state and the
+//! page-table load) so that the library's switch sequence
+//! ([`lazy::switch`]) calls the scheme's hooks in Linux's order from its
+//! `context_switch()` and `exit_mm()`; its own `mmput()` and `mmdrop()`
+//! call the last two hooks. The kernel type is generic over the scheme, so
+//! picking one is a type parameter (or a cfg on a type alias).
+//! `examples/kernel/` is the same on several CPUs with IPIs.
 //!
 //! The kernel's own state uses the atomics of [`check::sync`] (core's in
 //! a plain build), as a kernel does for the state its loom build should see
@@ -106,6 +111,7 @@
 //! # if lazymm::check::sync::CHECKED { return; } // checker atomics live only inside a model
 //! use lazymm::check::sync::{AtomicBool, AtomicUsize, Ordering::*};
 //! use lazymm::cpu::{CpuId, CpuSet};
+//! use lazymm::lazy::switch::{self, CpuMm, CpuMmWords, SwitchMm};
 //! use lazymm::lazy::{refcount::Refcount, shootdown::Shootdown, Kernel, LazyMm, MmHandle};
 //!
 //! #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,7 +125,7 @@
 //!     scheme: S,
 //!     users: AtomicUsize, // mm_users of the one mm
 //!     count: AtomicUsize, // mm_count
-//!     active: AtomicUsize, // CPU 0's active_mm as a word (0: init_mm)
+//!     cpu0: CpuMmWords, // CPU 0's current->mm, active_mm and loaded mm
 //!     freed: AtomicBool,
 //! }
 //!
@@ -131,47 +137,46 @@
 //!     fn mmdrop(&self, cpu: CpuId, mm: Mm) {
 //!         if self.count.fetch_sub(1, AcqRel) == 1 {
 //!             self.scheme.final_drop(self, cpu, mm); // __mmdrop()
-//!             assert_eq!(self.active.load(Relaxed), 0, "freed while loaded");
+//!             assert_eq!(self.cpu0.loaded::<Mm>(), None, "freed while loaded");
 //!             self.freed.store(true, Relaxed);
 //!         }
 //!     }
 //!     fn mm_users(&self, _: Mm) -> usize { self.users.load(Acquire) }
 //!     fn mm_cpumask(&self, mm: Mm) -> CpuSet<1> {
-//!         let loaded = self.active.load(Acquire) == mm.to_word();
+//!         let loaded = self.cpu0.loaded() == Some(mm);
 //!         (0..usize::from(loaded)).map(CpuId::new).collect()
 //!     }
 //!     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: Mm) {
 //!         // on_each_cpu_mask(): the only CPU is the caller, so run it here.
-//!         if cpus.contains(cpu) && self.active.load(Relaxed) == mm.to_word() {
-//!             self.load_mm(cpu, Some(mm), None);
-//!             self.scheme.lazy_shot(self, cpu, mm);
+//!         if cpus.contains(cpu) {
+//!             switch::do_shoot_lazy_tlb(&self.scheme, self, cpu, mm);
 //!         }
 //!     }
 //! }
 //!
-//! impl<S: LazyMm> Os<S> {
-//!     /// switch_mm_irqs_off(): load new page tables, with the scheme's hooks.
-//!     fn load_mm(&self, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
-//!         self.scheme.switching_mm(self, cpu, prev, next);
-//!         self.active.store(next.map_or(0, Mm::to_word), Release); // "CR3 load"
-//!         self.scheme.switched_mm(self, cpu, prev, next);
+//! impl<S: LazyMm> SwitchMm for Os<S> {
+//!     fn cpu_mm(&self, _: CpuId) -> CpuMm<Mm> { self.cpu0.get() }
+//!     fn set_cpu_mm(&self, _: CpuId, st: CpuMm<Mm>) { self.cpu0.set(st) }
+//!     fn loaded_mm(&self, _: CpuId) -> Option<Mm> { self.cpu0.loaded() }
+//!     fn load_mm(&self, _: CpuId, _prev: Option<Mm>, next: Option<Mm>) {
+//!         self.cpu0.set_loaded(next); // "CR3 load" (and the cpumask bits)
 //!     }
+//! }
+//!
+//! impl<S: LazyMm> Os<S> {
 //!     fn run(scheme: S) {
 //!         let os = Os { scheme, users: AtomicUsize::new(1), count: AtomicUsize::new(1),
-//!                       active: AtomicUsize::new(0), freed: AtomicBool::new(false) };
+//!                       cpu0: CpuMmWords::new(), freed: AtomicBool::new(false) };
 //!         let (cpu, mm) = (CpuId::new(0), Mm(0));
-//!         os.load_mm(cpu, None, Some(mm)); // idle -> the process's task
-//!         os.scheme.mmgrab_lazy_tlb(&os, cpu, mm); // task -> kernel thread: mm stays loaded
-//!         os.scheme.mmdrop_lazy_tlb(&os, cpu, mm, Some(mm)); // kthread -> same task: unlazy
-//!         os.scheme.mmgrab_lazy_tlb(&os, cpu, mm); // exit_mm(): lazy on its own mm
+//!         switch::context_switch(&os.scheme, &os, cpu, Some(mm)); // idle -> the process's task
+//!         switch::context_switch(&os.scheme, &os, cpu, None); // task -> kernel thread: lazy
+//!         switch::context_switch(&os.scheme, &os, cpu, Some(mm)); // -> same task: unlazy
+//!         switch::exit_mm(&os.scheme, &os, cpu); // lazy on its own mm
 //!         if os.users.fetch_sub(1, AcqRel) == 1 { // mmput(): the last user
 //!             os.scheme.mm_users_zero(&os, cpu, mm);
 //!             os.mmdrop(cpu, mm); // the users' reference on mm_count
 //!         }
-//!         if os.active.load(Relaxed) != 0 { // schedule() to idle, on init_mm
-//!             os.load_mm(cpu, Some(mm), None);
-//!             os.scheme.mmdrop_lazy_tlb(&os, cpu, mm, None); // finish_task_switch()
-//!         }
+//!         switch::force_init_mm(&os.scheme, &os, cpu); // schedule() to idle on init_mm
 //!         assert!(os.freed.load(Relaxed), "{}: leaked the mm", S::NAME);
 //!     }
 //! }

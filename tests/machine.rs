@@ -136,8 +136,9 @@ impl Reference {
                 }
                 self.curr[cpu] = None;
             }
-            // The reference is sequential: the exit it waits for is done.
-            Op::IdleUntilExited(_) => {}
+            // The reference is sequential: the exit it waits for is done,
+            // and the task a CPU adopts was migrated.
+            Op::IdleUntilExited(_) | Op::UserUntilExited(_) | Op::Migrate(_) | Op::Adopt(..) => {}
             Op::MmDrop(mm) => self.drop_count(mm.index().unwrap()),
             Op::Exit => {
                 let m = self.curr[cpu].take().unwrap();
@@ -207,9 +208,16 @@ fn run<S: LazyMm + Send + Sync + 'static>(kind: Kind, scheme: S, s: Scenario, pi
     let mut r = Reference::new(kind, &s);
     let mut pos = vec![0; s.nr_cpus()];
     let mut picks = picks.iter().cycle();
+    // Tasks put to sleep for another CPU (Op::Migrate): an Op::Adopt is
+    // ready once its task is.
+    let mut migrated = std::collections::BTreeSet::new();
     loop {
         let ready: Vec<usize> = (0..s.nr_cpus())
-            .filter(|&c| pos[c] < s.script(c).len())
+            .filter(|&c| match s.script(c).get(pos[c]) {
+                None => false,
+                Some(&Op::Adopt(mm, from)) => migrated.contains(&(mm, from)),
+                Some(_) => true,
+            })
             .collect();
         if ready.is_empty() {
             break;
@@ -218,6 +226,9 @@ fn run<S: LazyMm + Send + Sync + 'static>(kind: Kind, scheme: S, s: Scenario, pi
         let op = s.script(c)[pos[c]];
         pos[c] += 1;
         m.step(CpuId::new(c), op);
+        if let Op::Migrate(mm) = op {
+            migrated.insert((mm, c));
+        }
         r.step(c, op);
         r.check(&m, &format!("cpu{c} {op:?}"));
     }
@@ -237,8 +248,16 @@ fn scenario() -> impl Strategy<Value = (Scenario, Vec<usize>)> {
         1usize..=3,
         1usize..=12,
         prop::collection::vec(0usize..64, 1..64),
+        any::<bool>(),
     )
-        .prop_map(|(seed, cpus, mms, ops, picks)| (Scenario::random(seed, cpus, mms, ops), picks))
+        .prop_map(|(seed, cpus, mms, ops, picks, migrate)| {
+            let s = if migrate {
+                Scenario::random_with_migration(seed, cpus, mms, ops)
+            } else {
+                Scenario::random(seed, cpus, mms, ops)
+            };
+            (s, picks)
+        })
 }
 
 proptest! {
@@ -274,6 +293,16 @@ proptest! {
     fn cached_matches_reference((s, picks) in scenario()) {
         run(Kind::Cached, Cached::<4>::new(), s, &picks);
     }
+}
+
+/// `Scenario::random_with_migration` makes valid scenarios (its
+/// constructor checks them), and most of them migrate.
+#[test]
+fn random_workloads_migrate() {
+    let with = (0..200u64)
+        .filter(|&seed| Scenario::random_with_migration(seed, 8, 4, 30).has_migrations())
+        .count();
+    assert!(with > 150, "only {with} of 200 workloads migrate");
 }
 
 #[test]

@@ -20,6 +20,7 @@
 use lazymm::check::model::{Op, Scenario, SplitMix};
 use lazymm::check::sync::{AtomicUsize, Ordering::*};
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet};
+use lazymm::lazy::switch::{self, CpuMm, CpuMmWords, SwitchMm};
 use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 use proptest::prelude::*;
 
@@ -52,19 +53,10 @@ struct MmStruct {
     freed: AtomicUsize,
 }
 
-/// Per CPU slot: the running task's mm word (0: a kernel thread),
-/// `active_mm` and the loaded page tables (0: the kernel's own).
-#[derive(Default)]
-struct Cpu {
-    curr: AtomicUsize,
-    active: AtomicUsize,
-    loaded: AtomicUsize,
-}
-
 struct Wide<S> {
     scheme: S,
     mms: Vec<MmStruct>,
-    cpus: Vec<Cpu>,
+    cpus: Vec<CpuMmWords>,
 }
 
 impl<S: LazyMm> Wide<S> {
@@ -80,7 +72,7 @@ impl<S: LazyMm> Wide<S> {
                     freed: AtomicUsize::new(0),
                 })
                 .collect(),
-            cpus: (0..SLOTS).map(|_| Cpu::default()).collect(),
+            cpus: (0..SLOTS).map(|_| CpuMmWords::new()).collect(),
         }
     }
 
@@ -96,65 +88,24 @@ impl<S: LazyMm> Wide<S> {
     }
 
     fn touch(&self, cpu: CpuId) {
-        let w = self.cpus[cpu.index()].loaded.load(Relaxed);
-        if w != 0 {
-            self.use_mm(cpu, Mm::from_word(w));
+        if let Some(mm) = self.loaded_mm(cpu) {
+            self.use_mm(cpu, mm);
         }
     }
 
-    fn load_mm(&self, cpu: CpuId, next: Option<Mm>) {
-        let me = &self.cpus[cpu.index()];
-        let prev = Some(me.loaded.load(Relaxed))
-            .filter(|&w| w != 0)
-            .map(Mm::from_word);
-        if prev == next {
-            return;
-        }
-        self.scheme.switching_mm(self, cpu, prev, next);
-        if let Some(n) = next {
-            self.use_mm(cpu, n).cpumask.insert(cpu, Relaxed);
-        }
-        me.loaded.store(next.map_or(0, Mm::to_word), Relaxed);
-        if let Some(p) = prev {
-            // Release: as a kernel's clear after the switch.
-            self.mms[p.0].cpumask.remove(cpu, Release);
-        }
-        self.scheme.switched_mm(self, cpu, prev, next);
-    }
-
+    /// One op through the library's switch sequence.
     fn step(&self, cpu: CpuId, op: Op) {
         self.touch(cpu);
-        let me = &self.cpus[cpu.index()];
-        let (curr, active) = (me.curr.load(Relaxed), me.active.load(Relaxed));
         match op {
             Op::Kthread => {
-                me.curr.store(0, Relaxed);
-                if active != 0 {
-                    let mm = Mm::from_word(active);
-                    if curr != 0 {
-                        self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
-                    } else {
-                        self.scheme.transfer_lazy(self, cpu, mm);
-                    }
-                }
+                switch::context_switch(&self.scheme, self, cpu, None);
             }
             Op::User(m) => {
                 let mm = Mm(m.index().unwrap());
-                if curr == mm.to_word() {
-                    return;
-                }
-                self.load_mm(cpu, Some(mm));
-                me.curr.store(mm.to_word(), Relaxed);
-                me.active.store(mm.to_word(), Relaxed);
-                if curr == 0 && active != 0 {
-                    self.scheme
-                        .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), Some(mm));
-                }
+                switch::context_switch(&self.scheme, self, cpu, Some(mm));
             }
             Op::Exit => {
-                let mm = Mm::from_word(curr);
-                self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
-                me.curr.store(0, Relaxed);
+                let mm = switch::exit_mm(&self.scheme, self, cpu);
                 if self.use_mm(cpu, mm).users.fetch_sub(1, AcqRel) == 1 {
                     self.scheme.mm_users_zero(self, cpu, mm);
                     self.mmdrop(cpu, mm);
@@ -166,14 +117,7 @@ impl<S: LazyMm> Wide<S> {
     }
 
     fn cpu_down(&self, cpu: CpuId) {
-        let me = &self.cpus[cpu.index()];
-        let active = me.active.load(Relaxed);
-        self.load_mm(cpu, None);
-        me.active.store(0, Relaxed);
-        if active != 0 {
-            self.scheme
-                .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), None);
-        }
+        switch::force_init_mm(&self.scheme, self, cpu);
     }
 
     fn finish(&self, online: &[usize]) {
@@ -202,8 +146,8 @@ impl<S: LazyMm> Kernel for Wide<S> {
             self.scheme.final_drop(self, cpu, mm);
             for (c, other) in self.cpus.iter().enumerate() {
                 assert_ne!(
-                    other.loaded.load(Relaxed),
-                    mm.to_word(),
+                    other.loaded::<Mm>(),
+                    Some(mm),
                     "use-after-free of mm{}: freed on {cpu} while cpu{c} still has it loaded",
                     mm.0
                 );
@@ -223,12 +167,32 @@ impl<S: LazyMm> Kernel for Wide<S> {
     fn shoot_lazies(&self, _cpu: CpuId, cpus: &CpuSet<WORDS>, mm: Mm) {
         // Inline IPIs: each target runs the handler now.
         for t in cpus.iter() {
-            let me = &self.cpus[t.index()];
-            if me.active.load(Relaxed) == mm.to_word() && me.curr.load(Relaxed) == 0 {
-                self.load_mm(t, None);
-                me.active.store(0, Relaxed);
-                self.scheme.lazy_shot(self, t, mm);
-            }
+            switch::do_shoot_lazy_tlb(&self.scheme, self, t, mm);
+        }
+    }
+}
+
+impl<S: LazyMm> SwitchMm for Wide<S> {
+    fn cpu_mm(&self, cpu: CpuId) -> CpuMm<Mm> {
+        self.cpus[cpu.index()].get()
+    }
+
+    fn set_cpu_mm(&self, cpu: CpuId, st: CpuMm<Mm>) {
+        self.cpus[cpu.index()].set(st)
+    }
+
+    fn loaded_mm(&self, cpu: CpuId) -> Option<Mm> {
+        self.cpus[cpu.index()].loaded()
+    }
+
+    fn load_mm(&self, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
+        if let Some(n) = next {
+            self.use_mm(cpu, n).cpumask.insert(cpu, Relaxed);
+        }
+        self.cpus[cpu.index()].set_loaded(next);
+        if let Some(p) = prev {
+            // Release: as a kernel's clear after the switch.
+            self.mms[p.0].cpumask.remove(cpu, Release);
         }
     }
 }

@@ -13,6 +13,7 @@
 
 use lazymm::check::sync::{spin_loop, AtomicUsize, Ordering::*};
 use lazymm::cpu::{CpuId, CpuSet};
+use lazymm::lazy::switch::{self, CpuMm, CpuMmWords, SwitchMm};
 use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 
 /// What a freed `mm_struct` holds: every use checks for it.
@@ -54,15 +55,11 @@ impl MmStruct {
     }
 }
 
-/// One CPU's state. Only that CPU writes `curr`, `active` and `loaded`
-/// (its IPI handlers included); the free reads `loaded` as a check.
+/// One CPU's state. Only that CPU writes `mm` (its IPI handlers included);
+/// the free reads the loaded mm as a check.
 pub struct Cpu {
-    /// The running task: an mm word, or 0 for a kernel thread.
-    curr: AtomicUsize,
-    /// `active_mm` (0: the kernel's own).
-    active: AtomicUsize,
-    /// What the page-table base points at (0: the kernel's own).
-    loaded: AtomicUsize,
+    /// `current->mm`, `active_mm` and the loaded page tables.
+    mm: CpuMmWords,
     /// Mailbox: bit `s` = CPU `s` asks us to shoot down the mm in its
     /// `request`.
     pending: AtomicUsize,
@@ -74,9 +71,7 @@ impl Cpu {
     lazymm::const_fn! {
         fn new() -> Self {
             Self {
-                curr: AtomicUsize::new(0),
-                active: AtomicUsize::new(0),
-                loaded: AtomicUsize::new(0),
+                mm: CpuMmWords::new(),
                 pending: AtomicUsize::new(0),
                 request: AtomicUsize::new(0),
             }
@@ -127,76 +122,23 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
 
     /// The hardware may walk the loaded page tables at any time.
     fn touch(&self, cpu: CpuId) {
-        let w = self.cpu(cpu).loaded.load(Relaxed);
-        if w != 0 {
-            self.use_mm(cpu, Mm::from_word(w));
+        if let Some(mm) = self.cpu(cpu).mm.loaded() {
+            self.use_mm(cpu, mm);
         }
     }
 
-    /// `switch_mm_irqs_off()`: cpumask bit, page-table load, hooks.
-    fn load_mm(&self, cpu: CpuId, next: Option<Mm>) {
-        let me = self.cpu(cpu);
-        let prev = Some(me.loaded.load(Relaxed))
-            .filter(|&w| w != 0)
-            .map(Mm::from_word);
-        if prev == next {
-            return;
-        }
-        self.scheme.switching_mm(self, cpu, prev, next);
-        let bit = 1 << cpu.index();
-        if let Some(n) = next {
-            self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
-        }
-        me.loaded.store(next.map_or(0, Mm::to_word), Relaxed); // "CR3 load"
-        if let Some(p) = prev {
-            // Release: our last use of `prev` before a reader of the bit.
-            self.mms[p.0].cpumask.fetch_and(!bit, Release);
-        }
-        self.scheme.switched_mm(self, cpu, prev, next);
-    }
-
-    /// `context_switch()` to the task of `next` (`None`: a kernel thread).
+    /// `context_switch()` to the task of `next` (`None`: a kernel thread),
+    /// through the library's switch sequence.
     pub fn switch_to(&self, cpu: CpuId, next: Option<Mm>) {
         self.serve_ipis(cpu);
         self.touch(cpu);
-        let me = self.cpu(cpu);
-        let curr = me.curr.load(Relaxed);
-        let active = me.active.load(Relaxed);
-        match next {
-            None => {
-                me.curr.store(0, Relaxed);
-                if active != 0 {
-                    let mm = Mm::from_word(active);
-                    if curr != 0 {
-                        self.scheme.mmgrab_lazy_tlb(self, cpu, mm); // user -> kernel
-                    } else {
-                        self.scheme.transfer_lazy(self, cpu, mm); // kernel -> kernel
-                    }
-                }
-            }
-            Some(mm) => {
-                if curr == mm.to_word() {
-                    return;
-                }
-                self.load_mm(cpu, Some(mm));
-                me.curr.store(mm.to_word(), Relaxed);
-                me.active.store(mm.to_word(), Relaxed);
-                if curr == 0 && active != 0 {
-                    // finish_task_switch(): the lazy use ends.
-                    self.scheme
-                        .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), Some(mm));
-                }
-            }
-        }
+        switch::context_switch(&self.scheme, self, cpu, next);
         self.touch(cpu);
     }
 
     /// The running task exits: `exit_mm()` then `mmput()`.
     pub fn exit(&self, cpu: CpuId) {
-        let me = self.cpu(cpu);
-        let mm = Mm::from_word(me.curr.load(Relaxed));
-        self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
-        me.curr.store(0, Relaxed);
+        let mm = switch::exit_mm(&self.scheme, self, cpu);
         self.serve_ipis(cpu); // interrupts on between exit_mm() and mmput()
         if self.use_mm(cpu, mm).users.fetch_sub(1, AcqRel) == 1 {
             self.scheme.mm_users_zero(self, cpu, mm);
@@ -208,14 +150,7 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
     /// `done` CPUs are down.
     pub fn cpu_down(&self, cpu: CpuId, done: &AtomicUsize) {
         self.serve_ipis(cpu);
-        let me = self.cpu(cpu);
-        let active = me.active.load(Relaxed);
-        self.load_mm(cpu, None);
-        me.active.store(0, Relaxed);
-        if active != 0 {
-            self.scheme
-                .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), None);
-        }
+        switch::force_init_mm(&self.scheme, self, cpu);
         done.fetch_add(1, AcqRel);
         while done.load(Acquire) < CPUS {
             self.serve_ipis(cpu);
@@ -236,16 +171,6 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Os<S, CPUS, MMS> {
             );
         }
     }
-
-    /// The shoot-lazy IPI handler.
-    fn do_shoot_lazy(&self, cpu: CpuId, mm: Mm) {
-        let me = self.cpu(cpu);
-        if me.active.load(Relaxed) == mm.to_word() && me.curr.load(Relaxed) == 0 {
-            self.load_mm(cpu, None);
-            me.active.store(0, Relaxed);
-            self.scheme.lazy_shot(self, cpu, mm);
-        }
-    }
 }
 
 impl<S: LazyMm, const CPUS: usize, const MMS: usize> Kernel for Os<S, CPUS, MMS> {
@@ -262,8 +187,8 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Kernel for Os<S, CPUS, MMS>
             self.scheme.final_drop(self, cpu, mm); // __mmdrop()
             for (c, other) in self.cpus.iter().enumerate() {
                 assert_ne!(
-                    other.loaded.load(Relaxed),
-                    mm.to_word(),
+                    other.mm.loaded(),
+                    Some(mm),
                     "use-after-free of {mm:?}: freed on {cpu} while cpu{c} has it loaded"
                 );
             }
@@ -293,7 +218,7 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Kernel for Os<S, CPUS, MMS>
             self.cpu(t).pending.fetch_or(bit, Release);
         }
         if cpus.contains(cpu) {
-            self.do_shoot_lazy(cpu, mm);
+            switch::do_shoot_lazy_tlb(&self.scheme, self, cpu, mm);
         }
         for t in cpus.iter().filter(|&t| t != cpu) {
             // Acquire: pairs with the target's release acknowledgement.
@@ -311,9 +236,37 @@ impl<S: LazyMm, const CPUS: usize, const MMS: usize> Kernel for Os<S, CPUS, MMS>
             let s = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let mm = Mm::from_word(self.cpus[s].request.load(Relaxed));
-            self.do_shoot_lazy(cpu, mm);
+            switch::do_shoot_lazy_tlb(&self.scheme, self, cpu, mm);
             // Release: our handler happens before the sender goes on.
             self.cpu(cpu).pending.fetch_and(!(1 << s), Release);
+        }
+    }
+}
+
+/// What the library's switch sequence reads and writes: the per-CPU words
+/// and the "CR3 load".
+impl<S: LazyMm, const CPUS: usize, const MMS: usize> SwitchMm for Os<S, CPUS, MMS> {
+    fn cpu_mm(&self, cpu: CpuId) -> CpuMm<Mm> {
+        self.cpu(cpu).mm.get()
+    }
+
+    fn set_cpu_mm(&self, cpu: CpuId, st: CpuMm<Mm>) {
+        self.cpu(cpu).mm.set(st)
+    }
+
+    fn loaded_mm(&self, cpu: CpuId) -> Option<Mm> {
+        self.cpu(cpu).mm.loaded()
+    }
+
+    fn load_mm(&self, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
+        let bit = 1 << cpu.index();
+        if let Some(n) = next {
+            self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
+        }
+        self.cpu(cpu).mm.set_loaded(next); // "CR3 load"
+        if let Some(p) = prev {
+            // Release: our last use of `prev` before a reader of the bit.
+            self.mms[p.0].cpumask.fetch_and(!bit, Release);
         }
     }
 }

@@ -7,7 +7,7 @@
 //! cargo run --release --example kernel [-- --scheme NAME|all --cpus N --processes P --seed S]
 //! ```
 //!
-//! `NAME` is one of refcount, shootdown, tagged, cached, hazard, loaded_mm,
+//! `NAME` is one of refcount, shootdown, tagged, cached, hazard, hazard_nofence, loaded_mm,
 //! rcu_mm;
 //! `all` (the default) runs each in turn. Every CPU is a std thread with a
 //! run queue of user threads (of a few processes at a time) and kernel
@@ -37,7 +37,13 @@
 //!      deadlock);
 //!    * `serve_ipis`: run the pending IPI handlers (a scheme that waits
 //!      calls it).
-//! 3. **The hook calls** ([`LazyMm`](lazymm::lazy::LazyMm)) in its scheduler, in this order:
+//! 3. **[`SwitchMm`](lazymm::lazy::switch::SwitchMm)**: the CPU's
+//!    `current->mm` / `active_mm` (`cpu_mm`, `set_cpu_mm`), its loaded mm,
+//!    and the page-table load (`load_mm`: cpumask bit, load, clear the old
+//!    bit with release). Its scheduler then calls the library's switch
+//!    sequence (`lazymm::lazy::switch::{context_switch, exit_mm,
+//!    do_shoot_lazy_tlb, force_init_mm}`), which makes the hook calls
+//!    ([`LazyMm`](lazymm::lazy::LazyMm)) in this order:
 //!
 //! ```text
 //! context_switch(prev, next)

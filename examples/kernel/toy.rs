@@ -5,10 +5,11 @@
 
 use lazymm::cpu::{CpuId, CpuMask, CpuSet};
 use lazymm::lazy::cached::Cached;
-use lazymm::lazy::hazard::HazardLazy;
+use lazymm::lazy::hazard::{HazardLazy, HazardLazyNoFence};
 use lazymm::lazy::loaded::LoadedMm;
 use lazymm::lazy::refcount::Refcount;
 use lazymm::lazy::shootdown::Shootdown;
+use lazymm::lazy::switch::{self, CpuMm, SwitchHook, SwitchMm};
 use lazymm::lazy::tagged::Tagged;
 use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 use lazymm::platform::{CpuPin, CurrentCpu, IpiSync, LocalTlb};
@@ -103,8 +104,9 @@ impl Curr {
 #[derive(Clone, Copy, Debug)]
 struct CpuState {
     curr: Curr,
-    /// `current->active_mm` (`None`: `init_mm`).
-    active_mm: Option<Mm>,
+    /// `current->mm` and `current->active_mm` (`None`: `init_mm`), which
+    /// the library's switch sequence reads and writes.
+    mm: CpuMm<Mm>,
     /// What the page-table base register points at (`None`: `init_mm`).
     loaded_mm: Option<Mm>,
 }
@@ -187,7 +189,7 @@ impl<S: LazyMm> ToyKernel<S> {
             .map(|_| Cpu {
                 state: Mutex::new(CpuState {
                     curr: Curr::Kthread(0),
-                    active_mm: None,
+                    mm: CpuMm::BOOT,
                     loaded_mm: None,
                 }),
                 mailbox: Mutex::new(Vec::new()),
@@ -232,85 +234,28 @@ impl<S: LazyMm> ToyKernel<S> {
         }
     }
 
-    /// `context_switch()` to `next`, with `finish_task_switch()`.
+    /// `context_switch()` to `next`, with `finish_task_switch()`: the
+    /// library's switch sequence ([`lazymm::lazy::switch`]).
     fn context_switch(&self, pin: &CpuPin<'_>, next: Curr) {
         let cpu = pin.cpu(); // what every hook of this switch is given
-        let prev = self.state(cpu);
-        if prev.curr == next {
+        if self.state(cpu).curr == next {
             return; // picked the running task again
         }
         self.stats.switches.fetch_add(1, Relaxed);
-        match next.mm() {
-            None => {
-                // A kernel thread borrows the mm the CPU has.
-                self.update(cpu, |s| s.curr = next);
-                let Some(mm) = prev.active_mm else {
-                    return; // on init_mm: nothing to track
-                };
-                if prev.curr.mm().is_some() {
-                    // user -> kernel: enter_lazy_tlb(), mmgrab_lazy_tlb().
-                    self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
-                } else {
-                    // kernel -> kernel: the lazy use passes on.
-                    self.scheme.transfer_lazy(self, cpu, mm);
-                }
-            }
-            Some(mm) => {
-                self.switch_mm(pin, Some(mm));
-                self.update(cpu, |s| {
-                    s.curr = next;
-                    s.active_mm = Some(mm);
-                });
-                // finish_task_switch(): kernel -> user ends the lazy use
-                // (mmdrop_lazy_tlb()); it may be an unlazy into the same mm.
-                if prev.curr.mm().is_none() {
-                    if let Some(old) = prev.active_mm {
-                        self.touch(cpu);
-                        self.scheme.mmdrop_lazy_tlb(self, cpu, old, Some(mm));
-                    }
-                }
-            }
-        }
-    }
-
-    /// `switch_mm_irqs_off()`: load `next`'s page tables (`None`: init_mm's).
-    fn switch_mm(&self, pin: &CpuPin<'_>, next: Option<Mm>) {
-        let cpu = pin.cpu();
-        let prev = self.state(cpu).loaded_mm;
-        if prev == next {
-            return;
-        }
-        let bit = 1u64 << cpu.index();
-        self.scheme.switching_mm(self, cpu, prev, next);
-        if let Some(n) = next {
-            // Relaxed: our task of `next` holds mm_users and drops it only
-            // later with a release RMW, so whoever sees mm_users == 0 sees
-            // the bit.
-            self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
-        }
-        // load_new_mm_cr3(): from here the hardware walks `next`, with
-        // none of the TLB entries this CPU had before.
-        self.update(cpu, |s| s.loaded_mm = next);
-        self.flush_local(pin, next);
-        self.touch(cpu);
-        if let Some(p) = prev {
-            // Release: pairs with mm_cpumask()'s acquire; our last use of
-            // `prev` happens before whoever reads the bit clear frees it.
-            self.use_mm(cpu, p).cpumask.fetch_and(!bit, Release);
-        }
-        // Last: the scheme may drop its last reference to `prev` here.
-        self.scheme.switched_mm(self, cpu, prev, next);
+        self.update(cpu, |s| s.curr = next);
+        switch::context_switch(&self.scheme, self, cpu, next.mm());
     }
 
     /// `do_exit()` of the running user task: `exit_mm()`, then `mmput()`.
     fn exit(&self, pin: &CpuPin<'_>) {
         let cpu = pin.cpu();
-        let Curr::User(mm) = self.state(cpu).curr else {
-            panic!("{cpu} exits without a user task");
-        };
+        assert!(
+            matches!(self.state(cpu).curr, Curr::User(_)),
+            "{cpu} exits without a user task"
+        );
         // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL. The dead task
         // keeps the mm loaded, lazily, until the next switch.
-        self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
+        let mm = switch::exit_mm(&self.scheme, self, cpu);
         self.update(cpu, |s| s.curr = Curr::Dead);
         self.flush_call_queue(pin); // interrupts are on between the two
         self.touch(cpu);
@@ -368,33 +313,9 @@ impl<S: LazyMm> ToyKernel<S> {
         self.stats.freed.fetch_add(1, Relaxed);
     }
 
-    /// `do_shoot_lazy_tlb()`: the shoot-lazy IPI handler.
-    fn do_shoot_lazy_tlb(&self, pin: &CpuPin<'_>, mm: Mm) {
-        let cpu = pin.cpu();
-        let st = self.state(cpu);
-        if st.active_mm != Some(mm) {
-            return; // left it meanwhile
-        }
-        assert_ne!(
-            st.curr.mm(),
-            Some(mm),
-            "shootdown of {mm:?} on {cpu}, which runs one of its threads"
-        );
-        self.switch_mm(pin, None);
-        self.update(cpu, |s| s.active_mm = None);
-        self.scheme.lazy_shot(self, cpu, mm);
-    }
-
     /// `sched_force_init_mm()`: the CPU's last switch, to `init_mm`.
     fn cpu_down(&self, pin: &CpuPin<'_>) {
-        let cpu = pin.cpu();
-        let st = self.state(cpu);
-        assert_eq!(st.curr.mm(), None, "{cpu} goes down running a user thread");
-        self.switch_mm(pin, None);
-        self.update(cpu, |s| s.active_mm = None);
-        if let Some(mm) = st.active_mm {
-            self.scheme.mmdrop_lazy_tlb(self, cpu, mm, None);
-        }
+        switch::force_init_mm(&self.scheme, self, pin.cpu());
     }
 
     // ------------------------------------------------------ IPIs --
@@ -441,7 +362,9 @@ impl<S: LazyMm> ToyKernel<S> {
     fn run_call(&self, pin: &CpuPin<'_>, call: Call) {
         match call {
             Call::Sync => {}
-            Call::ShootLazy(mm) => self.do_shoot_lazy_tlb(pin, mm),
+            Call::ShootLazy(mm) => {
+                switch::do_shoot_lazy_tlb(&self.scheme, self, pin.cpu(), mm);
+            }
         }
     }
 
@@ -550,7 +473,7 @@ impl<S: LazyMm> Kernel for ToyKernel<S> {
     }
 
     fn mm_cpumask(&self, mm: Mm) -> CpuSet<1> {
-        // Acquire: pairs with the release clear in switch_mm().
+        // Acquire: pairs with the release clear in load_mm().
         let bits = self.mms[mm.index()].cpumask.load(Acquire);
         (0..self.cpus.len())
             .filter(|c| bits & (1 << c) != 0)
@@ -572,3 +495,48 @@ impl<S: LazyMm> Kernel for ToyKernel<S> {
 
 mod driver;
 pub use driver::main;
+
+/// What the library's switch sequence reads and writes: the CPU's
+/// [`CpuMm`] and its page-table base.
+impl<S: LazyMm> SwitchMm for ToyKernel<S> {
+    fn cpu_mm(&self, cpu: CpuId) -> CpuMm<Mm> {
+        self.state(cpu).mm
+    }
+
+    fn set_cpu_mm(&self, cpu: CpuId, mm: CpuMm<Mm>) {
+        self.update(cpu, |s| s.mm = mm);
+    }
+
+    fn loaded_mm(&self, cpu: CpuId) -> Option<Mm> {
+        self.state(cpu).loaded_mm
+    }
+
+    /// `switch_mm_irqs_off()`'s load of `next`'s page tables (`None`: init_mm's).
+    fn load_mm(&self, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
+        let bit = 1u64 << cpu.index();
+        if let Some(n) = next {
+            // Relaxed: our task of `next` holds mm_users and drops it only
+            // later with a release RMW, so whoever sees mm_users == 0 sees
+            // the bit.
+            self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
+        }
+        // load_new_mm_cr3(): from here the hardware walks `next`, with
+        // none of the TLB entries this CPU had before.
+        self.update(cpu, |s| s.loaded_mm = next);
+        self.flush_local(&self.pin(), next);
+        self.touch(cpu);
+        if let Some(p) = prev {
+            // Release: pairs with mm_cpumask()'s acquire; our last use of
+            // `prev` happens before whoever reads the bit clear frees it.
+            self.use_mm(cpu, p).cpumask.fetch_and(!bit, Release);
+        }
+    }
+
+    /// The hardware walks what the CPU has loaded up to the lazy drop.
+    fn around_hook(&self, cpu: CpuId, hook: SwitchHook, _mm: Option<Mm>, f: impl FnOnce()) {
+        if hook == SwitchHook::LeaveLazy {
+            self.touch(cpu);
+        }
+        f()
+    }
+}

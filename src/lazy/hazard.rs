@@ -63,8 +63,12 @@
 //!     wait for the CPU's next switch), and no reload of a lazy mm after
 //!     switching away from it without a new `mmgrab_lazy_tlb` (the slot
 //!     was cleared at the first switch; [`Checked`](crate::lazy::checked::Checked)
-//!     panics). The models' tasks do not migrate, so a stale slot is not
-//!     reachable there: this part is argued, not model-checked.
+//!     panics). The clear in `switched_mm` is the only one that helps when a
+//!     live task whose mm the slot kept is preempted by a task of another
+//!     mm, then migrates and dies on another CPU while this one stays in
+//!     user mode: without it the final drop waits for this CPU forever
+//!     (`Bug::NoClearOnSwitchAway`, a livelock the machine reports in the
+//!     preemption and migration scenarios).
 //!
 //!   On the same-mm round trip (the common one) it is one load of the
 //!   CPU's own slot and no store: the floor's `is_lazy` stores and a
@@ -213,7 +217,8 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
         _prev: Option<K::Mm>,
         next: Option<K::Mm>,
     ) {
-        if !FENCED && !self.domain.bug().is(Bug::ClearBeforeLoad) {
+        let bug = self.domain.bug();
+        if !FENCED && !bug.is(Bug::ClearBeforeLoad) && !bug.is(Bug::NoClearOnSwitchAway) {
             self.clear_kept(cpu, next);
         }
     }

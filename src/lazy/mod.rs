@@ -92,6 +92,7 @@ mod owned;
 pub mod rcu_mm;
 pub mod refcount;
 pub mod shootdown;
+pub mod switch;
 pub mod tagged;
 
 use crate::cpu::{CpuId, CpuMask};

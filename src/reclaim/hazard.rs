@@ -80,6 +80,15 @@ pub enum Bug {
     /// across an unlazy cannot race a final drop there, its task still
     /// holding `mm_users`.)
     ClearBeforeLoad,
+    /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence) does
+    /// not clear a kept slot in `switched_mm()` when the CPU switches away
+    /// from the mm, only when it leaves lazy for another mm
+    /// (`mmdrop_lazy_tlb`'s safety net). A live task preempted by a task of
+    /// another mm leaves the slot holding its mm; if the task then migrates
+    /// and the mm dies elsewhere, the final drop's scan waits for a CPU
+    /// that stays in user mode: a livelock, which only the preemption and
+    /// migration scenarios reach (`harness::preempt_migrate_stay_user`).
+    NoClearOnSwitchAway,
 }
 
 /// Why [`HazardDomain::try_protect`] failed.

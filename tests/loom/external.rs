@@ -94,7 +94,8 @@ fn no_grab_message_names_the_cpus() {
         "mm0's last",
         "mmput (mm_users",
         "frees it",
-        "replay:   RUSTFLAGS=\"--cfg loom\" LOOM_LOG=trace cargo test --release -- ",
+        "replay:   RUSTFLAGS=\"--cfg loom\" cargo test --release --test loom -- external::",
+        "--exact --nocapture",
     ] {
         assert!(msg.contains(part), "no {part:?} in {msg}");
     }

@@ -26,3 +26,4 @@ mod tagged;
 mod tlb;
 mod tlb_tails;
 mod walk;
+mod world;

@@ -27,15 +27,6 @@ pub fn checker(bug: Option<MachineBug>) -> ShuttleCheck {
     }
 }
 
-/// One execution: a fresh random workload (drawn from shuttle's own,
-/// replayable randomness) run on a fresh machine.
-pub fn execution<S>(make: fn() -> S, bug: Option<MachineBug>) -> impl Fn() + Send + Sync + 'static
-where
-    S: LazyMm + Send + Sync + 'static,
-{
-    checker(bug).execution(make)
-}
-
 /// PCT at depths 2 and 3 and the random scheduler, each with a fixed seed.
 pub fn check_all<S>(name: &str, make: fn() -> S)
 where

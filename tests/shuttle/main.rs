@@ -23,3 +23,4 @@ mod shootdown;
 mod tagged;
 mod tlb;
 mod walk;
+mod world;

@@ -5,7 +5,7 @@
 //! random workload (it is drawn from shuttle's replayable randomness) under
 //! the same interleaving, so the failure reproduces exactly.
 
-use crate::common::execution;
+use crate::common::checker;
 use lazymm::check::model::MachineBug;
 use lazymm::lazy::shootdown::Shootdown;
 
@@ -22,8 +22,12 @@ fn schedule(name: &str) -> String {
 #[test]
 #[should_panic(expected = "use-after-free of mm1: freed on cpu0 while cpu2 still has it loaded")]
 fn replay_shootdown_bug_hotplug_uaf() {
+    // Recorded before random workloads migrated tasks: replayed on the
+    // workload it was recorded with.
     shuttle::replay_from_file(
-        execution(Shootdown::new, Some(MachineBug::HotplugClearsCpumask)),
+        checker(Some(MachineBug::HotplugClearsCpumask))
+            .without_migration()
+            .execution(Shootdown::new),
         schedule("shootdown_bug_hotplug_uaf.txt"),
     );
 }

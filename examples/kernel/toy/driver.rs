@@ -5,12 +5,13 @@ use super::*;
 
 // ------------------------------------------------------ the scheme --
 
-const SCHEMES: [&str; 7] = [
+const SCHEMES: [&str; 8] = [
     "refcount",
     "shootdown",
     "tagged",
     "cached",
     "hazard",
+    "hazard_nofence",
     "loaded_mm",
     "rcu_mm",
 ];
@@ -26,6 +27,7 @@ fn run_named(a: &Args, name: &str) -> Outcome {
         "tagged" => run(a, Tagged::<NR_CPUS>::new()),
         "cached" => run(a, Cached::<NR_CPUS>::new()),
         "hazard" => run(a, HazardLazy::<NR_CPUS>::new()),
+        "hazard_nofence" => run(a, HazardLazyNoFence::<NR_CPUS>::new()),
         "loaded_mm" => run(a, LoadedMm::<NR_CPUS>::new()),
         "rcu_mm" => run(a, lazymm::lazy::rcu_mm::RcuMm::<NR_CPUS>::new()),
         other => panic!("unknown scheme {other:?}: one of {SCHEMES:?} or all"),

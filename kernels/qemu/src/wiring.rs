@@ -30,6 +30,7 @@ use lazymm::lazy::loaded::LoadedMm;
 use lazymm::lazy::rcu_mm::RcuMm;
 use lazymm::lazy::refcount::Refcount;
 use lazymm::lazy::shootdown::Shootdown;
+use lazymm::lazy::switch::{self, CpuMm, CpuMmWords, SwitchMm, Switched};
 use lazymm::lazy::tagged::Tagged;
 use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 use lazymm::platform::{CpuPin, CurrentCpu, IpiSync, LocalTlb};
@@ -108,16 +109,13 @@ pub struct MmStruct {
 }
 
 /// One CPU's scheduler state; only that CPU writes it (its IPI handler
-/// included), the free reads `loaded` as a check.
+/// included), the free reads the loaded mm as a check.
 #[derive(Default)]
 pub struct PerCpu {
-    /// The running task: an mm word, or 0 for a kernel thread.
-    curr: AtomicUsize,
-    /// `active_mm` (0: the kernel's own).
-    active: AtomicUsize,
-    /// The mm whose PML4 is in CR3 (0: the kernel's own), written right
-    /// after each CR3 load and before any hook that could free the old one.
-    loaded: AtomicUsize,
+    /// `current->mm`, `active_mm`, and the mm whose PML4 is in CR3 (written
+    /// right after each CR3 load and before any hook that could free the
+    /// old one).
+    mm: CpuMmWords,
 }
 
 /// Counts for the summary line.
@@ -187,90 +185,37 @@ impl<S: LazyMm + Sync> Os<S> {
 
     /// The CR3 in use must be the mm we think, and not a freed one.
     fn touch(&self, cpu: CpuId) {
-        let w = self.cpu(cpu).loaded.load(Relaxed);
-        let want = if w == 0 {
-            mm::kernel_pml4()
-        } else {
-            mm::pml4(Mm::from_word(w).0)
-        };
+        let loaded = self.cpu(cpu).mm.loaded::<Mm>();
+        let want = loaded.map_or(mm::kernel_pml4(), |m| mm::pml4(m.0));
         check!(mm::cr3() == want, "{cpu}: CR3 is not the loaded mm's");
-        if w != 0 {
-            self.use_mm(cpu, Mm::from_word(w));
+        if let Some(m) = loaded {
+            self.use_mm(cpu, m);
         }
-    }
-
-    /// `switch_mm_irqs_off()`: cpumask bit, the CR3 load, the hooks.
-    fn load_mm(&self, cpu: CpuId, next: Option<Mm>) {
-        let me = self.cpu(cpu);
-        let prev = Some(me.loaded.load(Relaxed))
-            .filter(|&w| w != 0)
-            .map(Mm::from_word);
-        if prev == next {
-            return;
-        }
-        self.scheme.switching_mm(self, cpu, prev, next);
-        let bit = 1 << cpu.index();
-        if let Some(n) = next {
-            self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
-        }
-        mm::load_cr3(next.map_or(mm::kernel_pml4(), |n| mm::pml4(n.0)));
-        me.loaded.store(next.map_or(0, Mm::to_word), Relaxed);
-        self.stats.cr3_loads.fetch_add(1, Relaxed);
-        if let Some(p) = prev {
-            // Release: our last use of `prev` before a reader of the bit.
-            self.mms[p.0].cpumask.fetch_and(!bit, Release);
-        }
-        self.scheme.switched_mm(self, cpu, prev, next);
     }
 
     /// `context_switch()` to a task of `next` (`None`: a kernel thread),
-    /// with interrupts off. A user task then reads its memory.
+    /// with interrupts off, through the library's switch sequence. A user
+    /// task then reads its memory.
     pub fn switch_to(&self, cpu: CpuId, next: Option<Mm>) {
         self.touch(cpu);
-        let me = self.cpu(cpu);
-        let (curr, active) = (me.curr.load(Relaxed), me.active.load(Relaxed));
         self.stats.switches.fetch_add(1, Relaxed);
-        match next {
-            None => {
-                me.curr.store(0, Relaxed);
-                if active != 0 {
-                    let mm = Mm::from_word(active);
-                    if curr != 0 {
-                        self.stats.lazy_entries.fetch_add(1, Relaxed);
-                        self.scheme.mmgrab_lazy_tlb(self, cpu, mm); // user -> kernel
-                    } else {
-                        self.scheme.transfer_lazy(self, cpu, mm); // kernel -> kernel
-                    }
-                }
-            }
-            Some(mm) => {
-                if curr != mm.to_word() {
-                    self.load_mm(cpu, Some(mm));
-                    me.curr.store(mm.to_word(), Relaxed);
-                    me.active.store(mm.to_word(), Relaxed);
-                    if curr == 0 && active != 0 {
-                        // finish_task_switch(): the lazy use ends.
-                        self.scheme
-                            .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), Some(mm));
-                    }
-                }
-                let want = self.use_mm(cpu, mm).pattern.load(Relaxed) as u64;
-                let got = mm::read_user();
-                check!(
-                    got == want,
-                    "tlb: {cpu} read {got:#x} in {mm:?}, whose memory holds {want:#x}"
-                );
-            }
+        if let Switched::EnterLazy(_) = switch::context_switch(&self.scheme, self, cpu, next) {
+            self.stats.lazy_entries.fetch_add(1, Relaxed);
+        }
+        if let Some(mm) = next {
+            let want = self.use_mm(cpu, mm).pattern.load(Relaxed) as u64;
+            let got = mm::read_user();
+            check!(
+                got == want,
+                "tlb: {cpu} read {got:#x} in {mm:?}, whose memory holds {want:#x}"
+            );
         }
         self.touch(cpu);
     }
 
     /// The running task exits: `exit_mm()`, then `mmput()`.
     pub fn exit(&self, cpu: CpuId) {
-        let me = self.cpu(cpu);
-        let mm = Mm::from_word(me.curr.load(Relaxed));
-        self.scheme.mmgrab_lazy_tlb(self, cpu, mm);
-        me.curr.store(0, Relaxed);
+        let mm = switch::exit_mm(&self.scheme, self, cpu);
         if self.use_mm(cpu, mm).users.fetch_sub(1, AcqRel) == 1 {
             self.stats.exits.fetch_add(1, Relaxed);
             self.scheme.mm_users_zero(self, cpu, mm);
@@ -280,14 +225,7 @@ impl<S: LazyMm + Sync> Os<S> {
 
     /// CPU down: onto the kernel's own mm, its lazy use dropped.
     pub fn cpu_down(&self, cpu: CpuId) {
-        let me = self.cpu(cpu);
-        let active = me.active.load(Relaxed);
-        self.load_mm(cpu, None);
-        me.active.store(0, Relaxed);
-        if active != 0 {
-            self.scheme
-                .mmdrop_lazy_tlb(self, cpu, Mm::from_word(active), None);
-        }
+        switch::force_init_mm(&self.scheme, self, cpu);
     }
 
     /// After every CPU went down: hotplug teardown and the leak check.
@@ -301,23 +239,13 @@ impl<S: LazyMm + Sync> Os<S> {
             .filter(|m| m.poison.load(Acquire) != POISON)
             .count()
     }
-
-    /// The shoot-lazy IPI's handler (`do_shoot_lazy_tlb()`).
-    fn do_shoot_lazy(&self, cpu: CpuId, mm: Mm) {
-        let me = self.cpu(cpu);
-        if me.active.load(Relaxed) == mm.to_word() && me.curr.load(Relaxed) == 0 {
-            self.load_mm(cpu, None);
-            me.active.store(0, Relaxed);
-            self.scheme.lazy_shot(self, cpu, mm);
-        }
-    }
 }
 
 /// The IPI function of [`Kernel::shoot_lazies`]: `os` is an `&Os<S>`.
 fn shoot_ipi<S: LazyMm + Sync>(cpu: usize, os: usize, mm: usize) {
     // SAFETY: `shoot_lazies` passes its own `&self` and waits for us.
     let os = unsafe { &*(os as *const Os<S>) };
-    os.do_shoot_lazy(CpuId::new(cpu), Mm::from_word(mm));
+    switch::do_shoot_lazy_tlb(&os.scheme, os, CpuId::new(cpu), Mm::from_word(mm));
 }
 
 impl<S: LazyMm + Sync> Kernel for Os<S> {
@@ -334,7 +262,7 @@ impl<S: LazyMm + Sync> Kernel for Os<S> {
             self.scheme.final_drop(self, cpu, mm); // __mmdrop()
             for (c, other) in self.cpus.iter().enumerate() {
                 check!(
-                    other.loaded.load(Acquire) != mm.to_word(),
+                    other.mm.loaded() != Some(mm),
                     "lifetime: {mm:?} freed on {cpu} while cpu{c} still has its page tables in CR3"
                 );
             }
@@ -365,7 +293,7 @@ impl<S: LazyMm + Sync> Kernel for Os<S> {
             .filter(|&t| t != cpu)
             .fold(0u64, |m, t| m | 1 << t.index());
         if cpus.contains(cpu) {
-            self.do_shoot_lazy(cpu, mm);
+            switch::do_shoot_lazy_tlb(&self.scheme, self, cpu, mm);
         }
         let os = self as *const Self as usize;
         let n = crate::ipi::call_many(cpu.index(), others, shoot_ipi::<S>, os, mm.to_word());
@@ -374,6 +302,37 @@ impl<S: LazyMm + Sync> Kernel for Os<S> {
 
     fn serve_ipis(&self, cpu: CpuId) {
         crate::ipi::serve(cpu.index());
+    }
+}
+
+/// What the library's switch sequence reads and writes: the per-CPU words
+/// and the CR3 load.
+impl<S: LazyMm + Sync> SwitchMm for Os<S> {
+    fn cpu_mm(&self, cpu: CpuId) -> CpuMm<Mm> {
+        self.cpu(cpu).mm.get()
+    }
+
+    fn set_cpu_mm(&self, cpu: CpuId, st: CpuMm<Mm>) {
+        self.cpu(cpu).mm.set(st)
+    }
+
+    fn loaded_mm(&self, cpu: CpuId) -> Option<Mm> {
+        self.cpu(cpu).mm.loaded()
+    }
+
+    /// `switch_mm_irqs_off()`'s part: cpumask bit, the CR3 load.
+    fn load_mm(&self, cpu: CpuId, prev: Option<Mm>, next: Option<Mm>) {
+        let bit = 1 << cpu.index();
+        if let Some(n) = next {
+            self.use_mm(cpu, n).cpumask.fetch_or(bit, Relaxed);
+        }
+        mm::load_cr3(next.map_or(mm::kernel_pml4(), |n| mm::pml4(n.0)));
+        self.cpu(cpu).mm.set_loaded(next);
+        self.stats.cr3_loads.fetch_add(1, Relaxed);
+        if let Some(p) = prev {
+            // Release: our last use of `prev` before a reader of the bit.
+            self.mms[p.0].cpumask.fetch_and(!bit, Release);
+        }
     }
 }
 

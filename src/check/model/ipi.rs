@@ -5,7 +5,7 @@
 use super::report::Hook;
 use super::{Machine, MmId, Task};
 use crate::cpu::{CpuId, CpuSet};
-use crate::lazy::LazyMm;
+use crate::lazy::{switch, LazyMm};
 use crate::sync::thread::{Condvar, Mutex};
 use crate::sync::{spin_loop, Ordering::*, CHECKED};
 use core::fmt::Write;
@@ -51,6 +51,16 @@ impl Doorbell {
             let _g = self.lock.lock().unwrap();
             self.board.rung(self.id);
             self.cv.notify_all();
+        }
+    }
+
+    /// `cpu` goes round a scheme's wait loop once more: the livelock line
+    /// from the board ([`WaitBoard::spin`]) under the checkers.
+    pub(crate) fn spin(&self, cpu: CpuId, what: impl FnOnce() -> String) -> Option<String> {
+        if CHECKED {
+            self.board.spin(cpu, what)
+        } else {
+            None
         }
     }
 
@@ -103,7 +113,19 @@ struct BoardState {
     bells: usize,
     /// Per CPU: the doorbell it is blocked on and what it waits for.
     blocked: Vec<Option<(usize, String)>>,
+    /// Bumped whenever a blocked CPU may run again (a ring, an unblock).
+    epoch: u64,
+    /// Per CPU: the epoch of its last round of a scheme's wait loop taken
+    /// while every other CPU was blocked, and how many rounds it has gone
+    /// round at that epoch.
+    spins: Vec<(u64, u32)>,
 }
+
+/// Rounds of a scheme's wait loop, with every other CPU blocked and nothing
+/// rung, after which the wait counts as one that can never end. A wait
+/// that makes progress on its own (`rcu_mm` advances its grace period
+/// `POLLS` = 4 times before it IPIs) needs fewer.
+const LIVELOCK_ROUNDS: u32 = 16;
 
 impl WaitBoard {
     /// A board for a machine of `cpus` CPU threads.
@@ -113,6 +135,8 @@ impl WaitBoard {
             state: std::sync::Mutex::new(BoardState {
                 bells: 0,
                 blocked: (0..cpus).map(|_| None).collect(),
+                epoch: 0,
+                spins: std::vec![(u64::MAX, 0); cpus],
             }),
         })
     }
@@ -149,16 +173,59 @@ impl WaitBoard {
     }
 
     fn unblock(&self, cpu: CpuId) {
-        self.state().blocked[cpu.index()] = None;
+        let mut st = self.state();
+        st.blocked[cpu.index()] = None;
+        st.epoch += 1;
     }
 
     /// `bell` rang: its waiters can run again.
     fn rung(&self, bell: usize) {
-        for b in self.state().blocked.iter_mut() {
+        let mut st = self.state();
+        st.epoch += 1;
+        for b in st.blocked.iter_mut() {
             if b.as_ref().is_some_and(|(id, _)| *id == bell) {
                 *b = None;
             }
         }
+    }
+
+    /// `cpu` goes round a scheme's wait loop once more (`what`: the hooks
+    /// it waits in). The livelock line once it has gone round
+    /// [`LIVELOCK_ROUNDS`] times while every other CPU stayed blocked and
+    /// nothing rang: nothing but this CPU runs, so what it waits for can
+    /// never happen — a final drop that waits for a CPU that stays where it
+    /// is (in a kernel: spins as long as that CPU stays in user mode).
+    pub(crate) fn spin(&self, cpu: CpuId, what: impl FnOnce() -> String) -> Option<String> {
+        let mut st = self.state();
+        let me = cpu.index();
+        let others_blocked = st
+            .blocked
+            .iter()
+            .enumerate()
+            .all(|(c, b)| c == me || b.is_some());
+        if !others_blocked {
+            st.spins[me] = (u64::MAX, 0);
+            return None;
+        }
+        let epoch = st.epoch;
+        let rounds = match st.spins[me] {
+            (e, n) if e == epoch => n + 1,
+            _ => 1,
+        };
+        st.spins[me] = (epoch, rounds);
+        if rounds < LIVELOCK_ROUNDS {
+            return None;
+        }
+        let mut line = std::format!(
+            "livelock: cpu{me} waits in {} for something no CPU will do: it went round its wait {rounds} times while every other CPU waited and nothing woke one",
+            what()
+        );
+        for (c, b) in st.blocked.iter().enumerate() {
+            if let Some((_, what)) = b {
+                let _ = write!(line, "\n    cpu{c} waits for {what}");
+            }
+        }
+        Some(line)
     }
 }
 
@@ -206,15 +273,8 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                             format!("shootdown of {mm} on {cpu}, which runs one of its user tasks"),
                         );
                     }
-                    self.switch_mm(cpu, MmId::INIT);
-                    self.update(cpu, |s| {
-                        s.active_mm = MmId::INIT;
-                        s.is_lazy = false;
-                    });
-                    self.hook(cpu, Hook::LazyShot, Some(mm), || {
-                        self.scheme.lazy_shot(self, cpu, mm)
-                    });
                 }
+                switch::do_shoot_lazy_tlb(&self.scheme, self, cpu, mm);
             }),
         }
     }

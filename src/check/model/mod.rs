@@ -84,6 +84,7 @@ pub use types::{CpuState, MachineBug, MmId, Stats, Task};
 use crate::check::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId};
 use crate::lazy::deferred::DeferredDrops;
+use crate::lazy::switch::{self, CpuMm, SwitchHook, SwitchMm, Switched};
 use crate::lazy::{Kernel, LazyMm};
 use crate::sync::shadow::Shadow;
 use crate::sync::thread::{spawn, Arc};
@@ -133,6 +134,9 @@ struct Mm {
     /// Oracle: times freed, and whether `exit_mmap` ran.
     freed: Shadow,
     torn_down: Shadow,
+    /// CPUs that migrated their task of this mm ([`Op::Migrate`]; written
+    /// only when the scenario migrates).
+    migrated: AtomicCpuSet<1>,
     /// The last task's exit finished ([`Op::IdleUntilExited`] waits for it;
     /// written only when the scenario has such a wait).
     exited: AtomicBool,
@@ -219,6 +223,7 @@ where
                     freed: Shadow::new(0),
                     torn_down: Shadow::new(0),
                     exited: AtomicBool::new(false),
+                    migrated: AtomicCpuSet::new(),
                     events: Events::new(),
                 })
             })
@@ -322,7 +327,29 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
                 || format!("{mm}'s last task to finish exiting (IdleUntilExited)"),
                 || self.mm(mm).exited.load(Acquire),
             ),
+            // The user task runs on in user mode: its mm stays loaded.
+            Op::UserUntilExited(mm) => self.wait_serving(
+                cpu,
+                || format!("{mm}'s last task to finish exiting, in user mode (UserUntilExited)"),
+                || self.mm(mm).exited.load(Acquire),
+            ),
             Op::MmDrop(mm) => self.mmdrop(cpu, mm),
+            Op::Migrate(mm) => {
+                self.mm(mm).events.note(cpu, Event::Migrates);
+                // Release: finish_task()'s release of prev->on_cpu; pairs
+                // with Adopt's acquire, so the task's past on this CPU
+                // happens before it runs on the other.
+                self.mm(mm).migrated.insert(cpu, Release);
+                for c in self.cpus.iter() {
+                    c.doorbell.ring();
+                }
+            }
+            Op::Adopt(mm, from) => self.wait_serving(
+                cpu,
+                || format!("cpu{from} to switch out its task of {mm} for this CPU (Adopt)"),
+                // Acquire: pairs with Migrate's release.
+                || self.mm(mm).migrated.contains(CpuId::new(from), Acquire),
+            ),
         }
     }
 
@@ -342,106 +369,21 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             self.serve_ipis(cpu);
             self.touch(cpu);
         }
-        let mm = st.active_mm;
-        self.switch_mm(cpu, MmId::INIT);
-        self.update(cpu, |s| {
-            s.active_mm = MmId::INIT;
-            s.is_lazy = false;
-        });
-        if mm != MmId::INIT {
-            self.hook(cpu, Hook::LeaveLazy, Some(mm), || {
-                self.scheme.mmdrop_lazy_tlb(self, cpu, mm, None)
-            });
-        }
+        switch::force_init_mm(&self.scheme, self, cpu);
         self.drain_deferred(cpu); // interrupts back on
     }
 
+    /// `context_switch()` through the library's sequence
+    /// ([`crate::lazy::switch`]).
     fn context_switch(&self, cpu: CpuId, next: Task) {
-        let st = self.state(cpu);
         self.count(cpu, |s| s.switches += 1);
-        match next {
-            Task::Kernel => {
-                let mm = st.active_mm;
-                self.update(cpu, |s| s.curr = Task::Kernel);
-                if mm == MmId::INIT {
-                    return;
-                }
-                match st.curr {
-                    Task::User(_) => {
-                        // user -> kernel: lazy + mmgrab_lazy_tlb()
-                        self.update(cpu, |s| s.is_lazy = true);
-                        self.count(cpu, |s| s.lazy_enters += 1);
-                        self.hook(cpu, Hook::EnterLazy, Some(mm), || {
-                            self.scheme.mmgrab_lazy_tlb(self, cpu, mm)
-                        });
-                    }
-                    // kernel -> kernel: the lazy use is transferred
-                    Task::Kernel => self.hook(cpu, Hook::TransferLazy, Some(mm), || {
-                        self.scheme.transfer_lazy(self, cpu, mm)
-                    }),
-                }
-            }
-            Task::User(mm) => {
-                if st.curr == next {
-                    return;
-                }
-                let prev_active = st.active_mm;
-                self.switch_mm(cpu, mm);
-                self.update(cpu, |s| {
-                    s.curr = next;
-                    s.active_mm = mm;
-                    s.is_lazy = false;
-                });
-                // finish_task_switch(): kernel -> user drops rq->prev_mm.
-                if st.curr == Task::Kernel && prev_active != MmId::INIT {
-                    self.touch(cpu);
-                    self.hook(cpu, Hook::LeaveLazy, Some(prev_active), || {
-                        self.scheme
-                            .mmdrop_lazy_tlb(self, cpu, prev_active, Some(mm))
-                    });
-                }
-            }
+        let next = match next {
+            Task::Kernel => None,
+            Task::User(mm) => Some(mm),
+        };
+        if let Switched::EnterLazy(_) = switch::context_switch(&self.scheme, self, cpu, next) {
+            self.count(cpu, |s| s.lazy_enters += 1);
         }
-    }
-
-    /// `switch_mm_irqs_off()`: set our bit in `next`'s cpumask, load it,
-    /// clear our bit in the previous mm's cpumask.
-    fn switch_mm(&self, cpu: CpuId, next: MmId) {
-        let prev = self.state(cpu).loaded_mm;
-        if prev == next {
-            return;
-        }
-        self.hook(cpu, Hook::SwitchingMm, next.real(), || {
-            self.scheme
-                .switching_mm(self, cpu, prev.real(), next.real())
-        });
-        if next != MmId::INIT {
-            // Relaxed: this CPU's user task of `next` holds mm_users and will
-            // only drop it (a release RMW) after this point, so the bit is
-            // visible to whoever observes mm_users == 0.
-            self.mm(next).cpumask.insert(cpu, Relaxed);
-            self.count(cpu, |s| s.shared_rmws += 1);
-        }
-        self.update(cpu, |s| s.loaded_mm = next);
-        self.record_load(cpu, next);
-        if let Some(i) = next.index() {
-            self.mms[i].events.note(cpu, Event::Loads { from: prev });
-        }
-        if let Some(i) = prev.index() {
-            self.mms[i].events.note(cpu, Event::Replaced { next });
-        }
-        self.touch(cpu);
-        if prev != MmId::INIT {
-            // Release: pairs with the acquire snapshot in mm_cpumask(); our
-            // last use of `prev` happens before whoever reads the bit clear.
-            // Before the scheme's hook: the hook may drop the last reference
-            // to `prev` (cached does), after which `prev` is gone.
-            self.mm(prev).cpumask.remove(cpu, Release);
-            self.count(cpu, |s| s.shared_rmws += 1);
-        }
-        self.hook(cpu, Hook::SwitchMm, prev.real(), || {
-            self.scheme.switched_mm(self, cpu, prev.real(), next.real())
-        });
     }
 
     fn exit(&self, cpu: CpuId) {
@@ -455,13 +397,7 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         });
         // exit_mm(): mmgrab_lazy_tlb(); current->mm = NULL; enter_lazy_tlb().
         self.mm(mm).events.note(cpu, Event::ExitMm);
-        self.hook(cpu, Hook::EnterLazy, Some(mm), || {
-            self.scheme.mmgrab_lazy_tlb(self, cpu, mm)
-        });
-        self.update(cpu, |s| {
-            s.curr = Task::Kernel;
-            s.is_lazy = true;
-        });
+        switch::exit_mm(&self.scheme, self, cpu);
         self.serve_ipis(cpu);
         self.touch(cpu);
         self.mmput(cpu, mm);
@@ -550,6 +486,80 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             Some(i) => &self.mms[i],
             None => panic!("init_mm has no lifetime to track"),
         }
+    }
+}
+
+/// The machine's side of the library's switch sequence: its per-CPU state,
+/// its "page-table load" (cpumask bits and the oracle's `loaded_mm`), and
+/// the hook records of its failure reports.
+impl<S: LazyMm + Send + Sync + 'static> SwitchMm for Machine<S> {
+    fn cpu_mm(&self, cpu: CpuId) -> CpuMm<MmId> {
+        let st = self.state(cpu);
+        CpuMm {
+            curr: match st.curr {
+                Task::Kernel => None,
+                Task::User(mm) => Some(mm),
+            },
+            active: st.active_mm.real(),
+        }
+    }
+
+    fn set_cpu_mm(&self, cpu: CpuId, new: CpuMm<MmId>) {
+        self.update(cpu, |s| {
+            s.curr = new.curr.map_or(Task::Kernel, Task::User);
+            s.active_mm = new.active.unwrap_or(MmId::INIT);
+            s.is_lazy = new.is_lazy();
+        });
+    }
+
+    fn loaded_mm(&self, cpu: CpuId) -> Option<MmId> {
+        self.state(cpu).loaded_mm.real()
+    }
+
+    /// `switch_mm_irqs_off()`'s load: set our bit in `next`'s cpumask, load
+    /// it, clear our bit in the previous mm's cpumask.
+    fn load_mm(&self, cpu: CpuId, prev: Option<MmId>, next: Option<MmId>) {
+        let (prev, next) = (prev.unwrap_or(MmId::INIT), next.unwrap_or(MmId::INIT));
+        if next != MmId::INIT {
+            // Relaxed: this CPU's user task of `next` holds mm_users and will
+            // only drop it (a release RMW) after this point, so the bit is
+            // visible to whoever observes mm_users == 0.
+            self.mm(next).cpumask.insert(cpu, Relaxed);
+            self.count(cpu, |s| s.shared_rmws += 1);
+        }
+        self.update(cpu, |s| s.loaded_mm = next);
+        self.record_load(cpu, next);
+        if let Some(i) = next.index() {
+            self.mms[i].events.note(cpu, Event::Loads { from: prev });
+        }
+        if let Some(i) = prev.index() {
+            self.mms[i].events.note(cpu, Event::Replaced { next });
+        }
+        self.touch(cpu);
+        if prev != MmId::INIT {
+            // Release: pairs with the acquire snapshot in mm_cpumask(); our
+            // last use of `prev` happens before whoever reads the bit clear.
+            // Before the scheme's switched_mm: it may drop the last
+            // reference to `prev` (cached does), after which `prev` is gone.
+            self.mm(prev).cpumask.remove(cpu, Release);
+            self.count(cpu, |s| s.shared_rmws += 1);
+        }
+    }
+
+    fn around_hook(&self, cpu: CpuId, hook: SwitchHook, mm: Option<MmId>, f: impl FnOnce()) {
+        let h = match hook {
+            SwitchHook::EnterLazy => Hook::EnterLazy,
+            SwitchHook::TransferLazy => Hook::TransferLazy,
+            SwitchHook::SwitchingMm => Hook::SwitchingMm,
+            SwitchHook::SwitchedMm => Hook::SwitchMm,
+            SwitchHook::LeaveLazy => {
+                // The CPU walks what it has loaded up to the drop.
+                self.touch(cpu);
+                Hook::LeaveLazy
+            }
+            SwitchHook::LazyShot => Hook::LazyShot,
+        };
+        self.hook(cpu, h, mm, f)
     }
 }
 

@@ -371,7 +371,16 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         self.count(cpu, |s| s.shared_rmws += n as u64);
     }
 
+    /// A scheme calls this once per round of its wait loops: besides
+    /// serving the mailbox, the liveness check ([`WaitBoard`]'s livelock
+    /// line) runs here under the checkers.
     fn serve_ipis(&self, cpu: CpuId) {
         Machine::serve_ipis(self, cpu);
+        if !self.inline_ipis {
+            let me = self.cpu(cpu);
+            if let Some(line) = me.doorbell.spin(cpu, || me.hooks.describe()) {
+                self.fail(Some(cpu), None, line);
+            }
+        }
     }
 }

@@ -107,7 +107,7 @@ impl HookStack {
     }
 
     /// "mmdrop_lazy_tlb > final_drop" (outermost first), or the scheduler.
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut v = self.0.get();
         let mut names = std::vec::Vec::new();
         while v != 0 {
@@ -146,6 +146,8 @@ pub(super) enum Event {
     Deferred,
     /// `__mmdrop()` frees it.
     Frees,
+    /// The CPU's task of the mm sleeps, to be woken on another CPU.
+    Migrates,
 }
 
 impl core::fmt::Display for Event {
@@ -156,6 +158,7 @@ impl core::fmt::Display for Event {
             Event::Loads { from } => write!(f, "loads it (from {from})"),
             Event::Replaced { next } => write!(f, "loads {next} in its place"),
             Event::ExitMm => f.write_str("exit_mm()"),
+            Event::Migrates => f.write_str("its task of the mm migrates away"),
             Event::Mmput { old } => write!(f, "mmput (mm_users {old} -> {})", to(old)),
             Event::Mmgrab { old } => write!(f, "mmgrab (mm_count {old} -> {})", old + 1),
             Event::Mmdrop { old } => write!(f, "mmdrop (mm_count {old} -> {})", to(old)),

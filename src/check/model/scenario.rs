@@ -30,12 +30,37 @@ pub enum Op {
     /// lets `rcu_mm` free through a completed grace period). Only while a
     /// kernel thread runs.
     MmDrop(MmId),
+    /// Preemption that stays: the running user task (of another mm) keeps
+    /// running in user mode — no switch, no lazy entry; interrupts on, so
+    /// the CPU serves IPIs — until the last task of `mm` has finished
+    /// exiting. A final drop of `mm` that needs this CPU to switch, go lazy
+    /// or go down first can then never finish: the machine fails it as a
+    /// livelock (a kernel sees the final drop spin as long as the CPU stays
+    /// in user mode). Only while a user task of another mm runs; waits must
+    /// not form a cycle between CPUs.
+    UserUntilExited(MmId),
+    /// Migration, first half: this CPU's task of `mm`, which must not be
+    /// running (it was preempted or switched out), goes to sleep here to be
+    /// woken on another CPU, whose script has the matching
+    /// [`Op::Adopt`]. A release store (Linux: `finish_task()`'s release of
+    /// `prev->on_cpu`): everything the task and this CPU did before happens
+    /// before the task runs there. This CPU then has no task of `mm` and
+    /// never switches to one again.
+    Migrate(MmId),
+    /// Migration, second half: this CPU waits, serving IPIs, until CPU
+    /// `from` has migrated its task of `mm` (an acquire, pairing with
+    /// [`Op::Migrate`]'s release: `try_to_wake_up()`'s wait on `on_cpu`),
+    /// then the task is this CPU's task of `mm`; the next [`Op::User`]`(mm)`
+    /// runs it. The CPU must have no task of `mm` of its own, live or
+    /// exited.
+    Adopt(MmId, usize),
 }
 
 /// A workload: how many mms there are, and one script per CPU.
 ///
 /// Each pair (CPU, mm) that appears in an [`Op::User`] is one user task,
-/// holding one `mm_users` reference from the start. Every task must exit
+/// holding one `mm_users` reference from the start, unless the CPU adopted
+/// that task from another CPU ([`Op::Adopt`]). Every task must exit
 /// ([`Op::Exit`] while it runs) before its CPU's script ends, and a CPU never
 /// switches back to a task that exited. After its script every CPU goes down
 /// (switches to the kernel's own mm, dropping any lazy use), so that at the end
@@ -57,6 +82,7 @@ impl Scenario {
             "scenario error: more than {} CPUs",
             super::MAX_CPUS
         );
+        let (mut migrated, mut adopted) = (Vec::new(), Vec::new());
         for (cpu, script) in scripts.iter().enumerate() {
             let mut live = std::collections::BTreeSet::new();
             let mut dead = std::collections::BTreeSet::new();
@@ -103,6 +129,33 @@ impl Scenario {
                         live.remove(&mm);
                         dead.insert(mm);
                     }
+                    Op::UserUntilExited(mm) => {
+                        assert!(
+                            curr.is_some_and(|c| c != mm),
+                            "scenario error: cpu{cpu} stays in user mode until {mm} exited without a user task of another mm running"
+                        );
+                    }
+                    Op::Migrate(mm) => {
+                        assert!(
+                            live.contains(&mm) && curr != Some(mm),
+                            "scenario error: cpu{cpu} migrates its task of {mm}, which is not a live task it has switched out"
+                        );
+                        live.remove(&mm);
+                        dead.insert(mm); // gone from this CPU for good
+                        migrated.push((mm, cpu));
+                    }
+                    Op::Adopt(mm, from) => {
+                        assert!(
+                            !live.contains(&mm) && !dead.contains(&mm),
+                            "scenario error: cpu{cpu} adopts a task of {mm} but has had one of its own"
+                        );
+                        assert!(
+                            from != cpu && from < scripts.len(),
+                            "scenario error: cpu{cpu} adopts a task of {mm} from cpu{from}"
+                        );
+                        live.insert(mm);
+                        adopted.push((mm, from));
+                    }
                 }
             }
             assert!(
@@ -110,6 +163,12 @@ impl Scenario {
                 "scenario error: cpu{cpu}'s tasks of {live:?} never exit"
             );
         }
+        migrated.sort();
+        adopted.sort();
+        assert_eq!(
+            migrated, adopted,
+            "scenario error: every Migrate(mm) on a CPU needs exactly one Adopt(mm, that CPU) (migrated, adopted)"
+        );
         let s = Self {
             nr_mms,
             scripts,
@@ -141,12 +200,21 @@ impl Scenario {
         self.scripts.iter().map(Vec::len).sum()
     }
 
-    /// Whether some script has an [`Op::IdleUntilExited`].
+    /// Whether some script waits for an exit ([`Op::IdleUntilExited`],
+    /// [`Op::UserUntilExited`]).
     pub fn has_idle_waits(&self) -> bool {
         self.scripts
             .iter()
             .flatten()
-            .any(|op| matches!(op, Op::IdleUntilExited(_)))
+            .any(|op| matches!(op, Op::IdleUntilExited(_) | Op::UserUntilExited(_)))
+    }
+
+    /// Whether some script migrates a task ([`Op::Migrate`]).
+    pub fn has_migrations(&self) -> bool {
+        self.scripts
+            .iter()
+            .flatten()
+            .any(|op| matches!(op, Op::Migrate(_)))
     }
 
     /// Whether there are no operations.
@@ -172,10 +240,13 @@ impl Scenario {
         for script in &self.scripts {
             let mut seen = std::collections::BTreeSet::new();
             for op in script {
-                if let Op::User(mm) = op {
-                    if seen.insert(*mm) {
-                        n[mm.index().expect("validated")] += 1;
+                match op {
+                    Op::User(mm) if seen.insert(*mm) => n[mm.index().expect("validated")] += 1,
+                    // An adopted task was counted on the CPU it came from.
+                    Op::Adopt(mm, _) => {
+                        seen.insert(*mm);
                     }
+                    _ => {}
                 }
             }
         }
@@ -246,6 +317,83 @@ impl Scenario {
             .collect();
         Self::new(nr_mms, scripts).named(std::format!(
             "random(seed {seed:#x}, {nr_cpus} CPUs, {nr_mms} mms, {ops_per_cpu} ops per CPU)"
+        ))
+    }
+
+    /// [`random`](Self::random)'s workload with migrations: some tasks,
+    /// right after their CPU first switches away from them, sleep there
+    /// ([`Op::Migrate`]) and are woken on a higher-numbered CPU that never
+    /// had a task of that mm ([`Op::Adopt`]), which preempts whatever it
+    /// runs to run the task and exit it (user → user preemption of a live
+    /// task when it ran one). Tasks only move to higher CPUs, so the waits
+    /// cannot form a cycle.
+    pub fn random_with_migration(
+        seed: u64,
+        nr_cpus: usize,
+        nr_mms: usize,
+        ops_per_cpu: usize,
+    ) -> Self {
+        let base = Self::random(seed, nr_cpus, nr_mms, ops_per_cpu);
+        let mut rng = SplitMix(seed ^ 0x6d69_6772_6174_6521);
+        let mut scripts = base.scripts;
+        let has_task = |script: &[Op], mm: MmId| {
+            script
+                .iter()
+                .any(|op| matches!(op, Op::User(m) | Op::Adopt(m, _) if *m == mm))
+        };
+        for c in 0..nr_cpus {
+            for m in 0..nr_mms {
+                let mm = MmId::new(m);
+                if rng.below(2) != 0 {
+                    continue;
+                }
+                // The first switch away from the task, while it lives.
+                let Some(first) = scripts[c].iter().position(|&op| op == Op::User(mm)) else {
+                    continue;
+                };
+                let mut away = match scripts[c].get(first + 1) {
+                    Some(Op::User(_) | Op::Kthread) => first + 1,
+                    _ => continue, // it exits right away
+                };
+                if scripts[c].get(away + 1) == Some(&Op::Exit) {
+                    away += 1; // the task that took over exits: keep the pair
+                }
+                let takers: Vec<usize> = (c + 1..nr_cpus)
+                    .filter(|&d| !has_task(&scripts[d], mm))
+                    .collect();
+                if takers.is_empty() {
+                    continue;
+                }
+                let d = takers[rng.below(takers.len())];
+                // The rest of the task's life on c goes: each later run of
+                // it (with its exit, which follows a run directly) becomes a
+                // kernel thread, so every switch away stays where it was.
+                let mut rest = Vec::with_capacity(scripts[c].len());
+                let mut ops = scripts[c][away + 1..].iter().copied().peekable();
+                while let Some(op) = ops.next() {
+                    if op == Op::User(mm) {
+                        if ops.peek() == Some(&Op::Exit) {
+                            ops.next();
+                        }
+                        rest.push(Op::Kthread);
+                        continue;
+                    }
+                    rest.push(op);
+                }
+                scripts[c].truncate(away + 1);
+                scripts[c].push(Op::Migrate(mm));
+                scripts[c].extend(rest);
+                // On d: wake it where d's next op is not an exit of its own task.
+                let spots: Vec<usize> = (0..=scripts[d].len())
+                    .filter(|&p| scripts[d].get(p) != Some(&Op::Exit))
+                    .collect();
+                let p = spots[rng.below(spots.len())];
+                let wake = [Op::Adopt(mm, c), Op::User(mm), Op::Exit];
+                scripts[d].splice(p..p, wake);
+            }
+        }
+        Self::new(nr_mms, scripts).named(std::format!(
+            "random_with_migration(seed {seed:#x}, {nr_cpus} CPUs, {nr_mms} mms, {ops_per_cpu} ops per CPU)"
         ))
     }
 

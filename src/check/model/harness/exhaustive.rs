@@ -129,7 +129,8 @@ impl LoomCheck {
         let frees_sum = std::sync::Arc::clone(&frees);
         let progress = self.progress.clone();
         let replay = std::format!(
-            "RUSTFLAGS=\"--cfg loom\" LOOM_LOG=trace cargo test --release -- {} --exact\n            (loom is exhaustive and deterministic: the rerun fails on the same execution)",
+            "RUSTFLAGS=\"--cfg loom\" cargo test --release{} -- {} --exact --nocapture\n            (loom is exhaustive and deterministic: the rerun fails on the same execution; LOOM_LOG=trace before it prints every step of every execution)",
+            super::test_target().map_or(std::string::String::new(), |t| std::format!(" --test {t}")),
             test_name()
         );
         let start = Instant::now();

@@ -23,8 +23,8 @@
 //! with the `model` feature.
 //!
 //! loom honours its own environment variables as in any loom test
-//! (`LOOM_MAX_PREEMPTIONS` overrides the bound, `LOOM_LOG=trace` prints the
-//! failing execution). loom's checkpoint files are not offered: they need a
+//! (`LOOM_MAX_PREEMPTIONS` overrides the bound, `LOOM_LOG=trace` prints
+//! every step of every execution, the failing one last). loom's checkpoint files are not offered: they need a
 //! loom feature this crate does not enable, and loom needs none to replay —
 //! it is exhaustive and deterministic, so rerunning the same test fails on
 //! the same execution.
@@ -39,7 +39,7 @@
 //! loaded it, went lazy, grabbed, dropped, freed it), and one replay line:
 //!
 //! * loom: the command that reruns the test (`RUSTFLAGS="--cfg loom"
-//!   LOOM_LOG=trace cargo test --release -- <test> --exact`);
+//!   cargo test --release --test <target> -- <test> --exact --nocapture`);
 //! * shuttle: a token naming the failing execution — its scheduler, seed
 //!   and iteration, `pct:2:0x1a2b0002:137` — as `LAZYMM_SHUTTLE_REPLAY=<token>`
 //!   before the same command: with that variable set, `ShuttleCheck::run`
@@ -267,6 +267,65 @@ pub fn final_drop_elsewhere() -> Scenario {
     .named("final_drop_elsewhere")
 }
 
+/// Preemption that stays, and migration: cpu0's task of mm0 goes lazy and
+/// back (a kept reference or slot stays with it), is preempted by cpu0's
+/// task of mm1 (user → user, no kernel thread in between: the most common
+/// switch in a kernel), and migrates to cpu1, which runs it and exits it:
+/// the final drop of mm0 runs on cpu1 while cpu0 stays in user mode in
+/// mm1's task until mm0 is gone ([`Op::UserUntilExited`]). A scheme that
+/// leaves state behind on the switch away and only gives it up at the
+/// CPU's next lazy entry makes that final drop wait forever: the machine
+/// fails it as a livelock. Not one of the standard six.
+///
+/// (A task preempted by another task of the *same* mm is not a separate
+/// case: the library's switch sequence loads nothing and calls no hook
+/// for it, [`crate::lazy::switch`].)
+pub fn preempt_migrate_stay_user() -> Scenario {
+    Scenario::new(
+        2,
+        vec![
+            vec![
+                User(A),
+                Kthread,
+                User(A),
+                User(B),
+                Op::Migrate(A),
+                Op::UserUntilExited(A),
+                Exit,
+            ],
+            vec![Op::Adopt(A, 0), User(A), Exit],
+        ],
+    )
+    .named("preempt_migrate_stay_user")
+}
+
+/// Migration while lazy: cpu0's task of mm0 switches to a kernel thread
+/// (cpu0 stays lazy on mm0) and is woken on cpu1, which runs and exits it:
+/// the final drop runs on cpu1 while cpu0 idles lazily on mm0 until the
+/// exit finished. The task's references travel with it; the lazy use
+/// stays with cpu0. Not one of the standard six.
+pub fn migrate_while_lazy() -> Scenario {
+    Scenario::new(
+        1,
+        vec![
+            vec![User(A), Kthread, Op::Migrate(A), Op::IdleUntilExited(A)],
+            vec![Op::Adopt(A, 0), User(A), Exit],
+        ],
+    )
+    .named("migrate_while_lazy")
+}
+
+/// The kernel's world beyond the standard six, named as in the loom suite
+/// (`tests/loom/world.rs`): preemption that stays, migration.
+pub fn world_scenarios() -> Vec<(&'static str, Scenario)> {
+    [
+        ("preempt_migrate_stay_user", preempt_migrate_stay_user()),
+        ("migrate_while_lazy", migrate_while_lazy()),
+    ]
+    .into_iter()
+    .collect()
+}
+
 /// The six standard scenarios, named as in the crate's loom suite.
 pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
     [
@@ -336,6 +395,22 @@ where
     let m = Arc::new(m);
     Machine::run(&m);
     m.stats()
+}
+
+/// The integration-test target the running test belongs to (`cargo test
+/// --test <target>`): the test binary's name without cargo's `-<hash>`.
+/// `None` for a unit test of a library (`src/...`), whose binary is named
+/// after the crate.
+#[cfg(any(loom, lazymm_shuttle))]
+fn test_target() -> Option<std::string::String> {
+    let exe = std::env::current_exe().ok()?;
+    if exe.parent()?.file_name()? != "deps" {
+        return None;
+    }
+    let stem = exe.file_stem()?.to_str()?;
+    let (name, hash) = stem.rsplit_once('-')?;
+    (hash.chars().all(|c| c.is_ascii_hexdigit()) && name != env!("CARGO_CRATE_NAME"))
+        .then(|| name.into())
 }
 
 /// The running test's name (libtest names each test's thread after it).

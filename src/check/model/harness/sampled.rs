@@ -83,12 +83,13 @@ impl core::fmt::Display for ShuttleReport {
 /// The workload of each shuttle execution.
 #[derive(Clone, Debug)]
 enum Workload {
-    /// `Scenario::random` from a seed drawn from shuttle's (replayable)
-    /// randomness.
+    /// `Scenario::random` (with `migrate`: `Scenario::random_with_migration`)
+    /// from a seed drawn from shuttle's (replayable) randomness.
     Random {
         cpus: usize,
         mms: usize,
         ops_per_cpu: usize,
+        migrate: bool,
     },
     /// The same scenario every time.
     Fixed(Scenario),
@@ -140,6 +141,7 @@ impl ShuttleCheck {
                 cpus: Self::CPUS,
                 mms: Self::MMS,
                 ops_per_cpu: Self::OPS_PER_CPU,
+                migrate: true,
             },
             iterations: Self::ITERATIONS,
             schedulers: Self::SCHEDULERS.to_vec(),
@@ -154,14 +156,26 @@ impl ShuttleCheck {
         self
     }
 
-    /// A fresh random workload per execution (`Scenario::random`, seeded
-    /// from shuttle's randomness so that a failing schedule replays it).
+    /// A fresh random workload per execution, seeded from shuttle's
+    /// randomness so that a failing schedule replays it:
+    /// `Scenario::random_with_migration` (tasks preempted, migrated and
+    /// woken elsewhere), the default.
     pub fn random_workload(mut self, cpus: usize, mms: usize, ops_per_cpu: usize) -> Self {
         self.workload = Workload::Random {
             cpus,
             mms,
             ops_per_cpu,
+            migrate: true,
         };
+        self
+    }
+
+    /// Random workloads without migrations (`Scenario::random`: every task
+    /// stays on its CPU).
+    pub fn without_migration(mut self) -> Self {
+        if let Workload::Random { migrate, .. } = &mut self.workload {
+            *migrate = false;
+        }
         self
     }
 
@@ -225,10 +239,15 @@ impl ShuttleCheck {
                     cpus,
                     mms,
                     ops_per_cpu,
+                    migrate,
                 } => {
                     use crate::sync::checker::rand::RngCore;
                     let seed = crate::sync::checker::rand::thread_rng().next_u64();
-                    let s = Scenario::random(seed, cpus, mms, ops_per_cpu);
+                    let s = if migrate {
+                        Scenario::random_with_migration(seed, cpus, mms, ops_per_cpu)
+                    } else {
+                        Scenario::random(seed, cpus, mms, ops_per_cpu)
+                    };
                     assert!(
                         s.len() >= cpus * ops_per_cpu,
                         "workload too short: {} operations",
