@@ -401,7 +401,7 @@ where
 /// --test <target>`): the test binary's name without cargo's `-<hash>`.
 /// `None` for a unit test of a library (`src/...`), whose binary is named
 /// after the crate.
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(loom)]
 fn test_target() -> Option<std::string::String> {
     let exe = std::env::current_exe().ok()?;
     if exe.parent()?.file_name()? != "deps" {
