@@ -112,6 +112,24 @@ expect_caught() {
   exit 1
 }
 
+# expect_hung BUG STAGE: boots the bug-variants kernel with `bug=BUG` and a
+# small watchdog limit; the kernel must stop itself with a WATCHDOG line
+# naming a stuck CPU in STAGE (status 35, last line FAIL), before the
+# script's own stall detection.
+expect_hung() {
+  local bug=$1 stage=$2
+  echo "=== hung kernel $bug: must FAIL with 'WATCHDOG: cpuN stuck in $stage'"
+  boot "$bug_kernel" "$log" "bug=$bug watchdog=24" >/dev/null
+  grep -E "WATCHDOG|PANIC|PASS|FAIL|bug variant" "$log" || true
+  if [ "$status" -eq 35 ] && grep -qE "^WATCHDOG: cpu[0-9]+ stuck in $stage" "$log"; then
+    echo "=== hung kernel $bug: the watchdog named it"
+    return 0
+  fi
+  echo "FAILED: hung kernel $bug ended with status $status without the watchdog's line"
+  exit 1
+}
+
+expect_hung final_drop_hangs "lazy/final_drop_hangs"
 expect_caught walk_skip_sync "walk:"
 expect_caught refcount_drop_early "lifetime:"
 expect_caught tlb_unlazy_ignores_gen "tlb:"

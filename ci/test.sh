@@ -52,6 +52,9 @@ step "cargo test (std build: unit tests, proptest of the machine, doc tests)"
 cargo test --lib --tests
 cargo test --doc
 
+step "a user's kernel crate: cargo check fails at its own line with lazymm::assert_fits! (ci/user_check.sh)"
+ci/user_check.sh
+
 step "CPU ids at word boundaries with the bug variants compiled in (tests/wide_cpus.rs, tests/wide_tlb.rs)"
 cargo test --features bug-variants --test wide_cpus --test wide_tlb
 

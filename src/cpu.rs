@@ -11,7 +11,6 @@
 //! returns `None` instead, for callers that take CPU ids from outside.
 
 use crate::sync::{AtomicUsize, Ordering};
-use crossbeam_utils::CachePadded;
 
 /// Bits per bitmap word.
 pub const WORD_BITS: usize = usize::BITS as usize;
@@ -327,10 +326,29 @@ impl<const W: usize> core::fmt::Debug for AtomicCpuSet<W> {
     }
 }
 
+/// The cache-line padding of [`PerCpu`]'s slots (crossbeam-utils'), for
+/// [`PerCpu::from_padded`] in a `const` or `static`.
+pub use crossbeam_utils::CachePadded;
+
 /// `N` values of `T`, one per CPU, each on its own cache line(s).
 ///
 /// The kernel's `DEFINE_PER_CPU_ALIGNED`: remote CPUs may read (or RMW) a
 /// slot, but a CPU's own writes never false-share with its neighbours'.
+///
+/// In a `static` (outside loom, whose atomics are not `const`):
+///
+/// ```
+/// # #[cfg(not(loom))] {
+/// use lazymm::cpu::{CachePadded, CpuId, PerCpu};
+/// use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+///
+/// static RUNS: PerCpu<AtomicUsize, 4> =
+///     PerCpu::from_padded([const { CachePadded::new(AtomicUsize::new(0)) }; 4]);
+///
+/// RUNS.get(CpuId::new(3)).fetch_add(1, Relaxed);
+/// assert_eq!(RUNS.get(CpuId::new(3)).load(Relaxed), 1);
+/// # }
+/// ```
 pub struct PerCpu<T, const N: usize> {
     slots: [CachePadded<T>; N],
 }
@@ -452,6 +470,26 @@ mod tests {
         assert_eq!(s.snapshot(128, Ordering::Relaxed).len(), 2);
         assert!(s.remove(CpuId::new(3), Ordering::Relaxed));
         assert!(!s.remove(CpuId::new(3), Ordering::Relaxed));
+    }
+
+    /// CPU counts at the word edges, ≡ 1 (mod 64) among them: a word count
+    /// rounded down loses the last CPU of 1, 65 and 129.
+    #[test]
+    fn counts_at_word_edges() {
+        let per_cpu: PerCpu<u16, 129> = PerCpu::from_fn(|c| c.index() as u16);
+        for n in [1usize, 63, 64, 65, 127, 128, 129] {
+            let atomic: AtomicCpuSet<3> = AtomicCpuSet::new();
+            for c in 0..n {
+                assert!(atomic.insert(CpuId::new(c), Ordering::Relaxed));
+            }
+            let snap = atomic.snapshot(n, Ordering::Relaxed);
+            assert_eq!(snap.len(), n, "snapshot of {n} CPUs");
+            assert!(snap.contains(CpuId::new(n - 1)), "{n} CPUs: the last one");
+            let plain: CpuSet<3> = (0..n).map(CpuId::new).collect();
+            assert_eq!(plain, snap, "{n} CPUs");
+            assert_eq!(plain.iter().last(), Some(CpuId::new(n - 1)), "{n} CPUs");
+            assert_eq!(*per_cpu.get(CpuId::new(n - 1)), (n - 1) as u16);
+        }
     }
 
     #[test]

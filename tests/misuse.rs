@@ -69,12 +69,13 @@ fn machine<S: LazyMm + Send + Sync + 'static>(inner: S) -> Machine<Checked<S, 2>
 }
 
 /// The table: one test per scheme and misuse, each the same documented
-/// panic of `Checked` (its module docs).
+/// panic of `Checked` (its module docs), with the offending CPU `$cpu`
+/// and `$other` the machine's other CPU.
 macro_rules! misuse_table {
-    ($($scheme:ident => $new:expr,)*) => {$(
+    ($cpu:expr, $other:expr; $($scheme:ident => $new:expr,)*) => {$(
         mod $scheme {
             use super::*;
-            const CPU: CpuId = CpuId::new(0);
+            const CPU: CpuId = CpuId::new($cpu);
 
             #[test]
             #[should_panic(expected = "which is already lazy (entered twice)")]
@@ -118,7 +119,7 @@ macro_rules! misuse_table {
             fn free_while_lazy() {
                 let m = machine($new).with_inline_ipis();
                 m.scheme().mmgrab_lazy_tlb(&m, CPU, MmId::new(0));
-                m.scheme().final_drop(&m, CpuId::new(1), MmId::new(0));
+                m.scheme().final_drop(&m, CpuId::new($other), MmId::new(0));
             }
 
             /// A lazy CPU switches to another mm (a temporary mm, say) and
@@ -146,7 +147,22 @@ macro_rules! misuse_table {
     )*};
 }
 
-misuse_table! {
+/// The table with the offending CPU first (cpu0) and last (cpu1 of 2):
+/// the per-CPU state's edges.
+macro_rules! misuse_tables {
+    ($($scheme:ident => $new:expr,)*) => {
+        mod first_cpu {
+            use super::*;
+            misuse_table! { 0, 1; $($scheme => $new,)* }
+        }
+        mod last_cpu {
+            use super::*;
+            misuse_table! { 1, 0; $($scheme => $new,)* }
+        }
+    };
+}
+
+misuse_tables! {
     refcount => Refcount::new(),
     shootdown => Shootdown::new(),
     tagged => Tagged::<2>::new(),

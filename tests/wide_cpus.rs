@@ -46,20 +46,21 @@ impl MmHandle for Mm {
     }
 }
 
-struct MmStruct {
+struct MmStruct<const W: usize> {
     users: AtomicUsize,
     count: AtomicUsize,
-    cpumask: AtomicCpuSet<WORDS>,
+    cpumask: AtomicCpuSet<W>,
     freed: AtomicUsize,
 }
 
-struct Wide<S> {
+/// A kernel of `N` CPU slots in `W` cpumask words.
+struct Wide<S, const N: usize, const W: usize> {
     scheme: S,
-    mms: Vec<MmStruct>,
+    mms: Vec<MmStruct<W>>,
     cpus: Vec<CpuMmWords>,
 }
 
-impl<S: LazyMm> Wide<S> {
+impl<S: LazyMm, const N: usize, const W: usize> Wide<S, N, W> {
     fn new(scheme: S, users: &[usize]) -> Self {
         Self {
             scheme,
@@ -72,11 +73,11 @@ impl<S: LazyMm> Wide<S> {
                     freed: AtomicUsize::new(0),
                 })
                 .collect(),
-            cpus: (0..SLOTS).map(|_| CpuMmWords::new()).collect(),
+            cpus: (0..N).map(|_| CpuMmWords::new()).collect(),
         }
     }
 
-    fn use_mm(&self, cpu: CpuId, mm: Mm) -> &MmStruct {
+    fn use_mm(&self, cpu: CpuId, mm: Mm) -> &MmStruct<W> {
         let m = &self.mms[mm.0];
         assert_eq!(
             m.freed.load(Relaxed),
@@ -111,6 +112,9 @@ impl<S: LazyMm> Wide<S> {
                     self.mmdrop(cpu, mm);
                 }
             }
+            // The sequential driver steps an adoption only after its
+            // migration: nothing to do on either side.
+            Op::Migrate(_) | Op::Adopt(..) => {}
             op => panic!("scenario error: {op:?} is not modelled here"),
         }
         self.touch(cpu);
@@ -130,10 +134,10 @@ impl<S: LazyMm> Wide<S> {
     }
 }
 
-impl<S: LazyMm> Kernel for Wide<S> {
+impl<S: LazyMm, const N: usize, const W: usize> Kernel for Wide<S, N, W> {
     type Mm = Mm;
-    const NR_CPUS: usize = SLOTS;
-    type CpuMask = CpuSet<WORDS>;
+    const NR_CPUS: usize = N;
+    type CpuMask = CpuSet<W>;
 
     fn mmgrab(&self, cpu: CpuId, mm: Mm) {
         self.use_mm(cpu, mm).count.fetch_add(1, Relaxed);
@@ -160,11 +164,11 @@ impl<S: LazyMm> Kernel for Wide<S> {
         self.mms[mm.0].users.load(Acquire)
     }
 
-    fn mm_cpumask(&self, mm: Mm) -> CpuSet<WORDS> {
-        self.mms[mm.0].cpumask.snapshot(SLOTS, Acquire)
+    fn mm_cpumask(&self, mm: Mm) -> CpuSet<W> {
+        self.mms[mm.0].cpumask.snapshot(N, Acquire)
     }
 
-    fn shoot_lazies(&self, _cpu: CpuId, cpus: &CpuSet<WORDS>, mm: Mm) {
+    fn shoot_lazies(&self, _cpu: CpuId, cpus: &CpuSet<W>, mm: Mm) {
         // Inline IPIs: each target runs the handler now.
         for t in cpus.iter() {
             switch::do_shoot_lazy_tlb(&self.scheme, self, t, mm);
@@ -172,7 +176,7 @@ impl<S: LazyMm> Kernel for Wide<S> {
     }
 }
 
-impl<S: LazyMm> SwitchMm for Wide<S> {
+impl<S: LazyMm, const N: usize, const W: usize> SwitchMm for Wide<S, N, W> {
     fn cpu_mm(&self, cpu: CpuId) -> CpuMm<Mm> {
         self.cpus[cpu.index()].get()
     }
@@ -197,23 +201,34 @@ impl<S: LazyMm> SwitchMm for Wide<S> {
     }
 }
 
-/// Runs a random workload of `seed` on the CPUs `online` under `scheme`:
-/// the scripts of `Scenario::random` for five CPUs, CPU i of the scenario
-/// being `online[i]`, interleaved one step at a time by the same seed.
-fn run<S: LazyMm>(scheme: S, online: &[usize; 5], seed: u64) {
-    let scenario = Scenario::random(seed, online.len(), MMS, 6);
-    let k = Wide::new(scheme, &scenario.tasks_per_mm());
+/// Runs a random workload of `seed` on the CPUs `online` of an `N`-slot
+/// kernel under `scheme`: the scripts of `Scenario::random_with_migration`
+/// for five CPUs (tasks preempted, put to sleep and woken on another CPU),
+/// CPU i of the scenario being `online[i]`, interleaved one step at a time
+/// by the same seed (a CPU that adopts a task waits until it was migrated).
+fn run<S: LazyMm, const N: usize, const W: usize>(scheme: S, online: &[usize; 5], seed: u64) {
+    let scenario = Scenario::random_with_migration(seed, online.len(), MMS, 6);
+    let k = Wide::<S, N, W>::new(scheme, &scenario.tasks_per_mm());
     let mut next = [0usize; 5];
+    let mut migrated = std::collections::BTreeSet::new();
     let mut rng = SplitMix(seed ^ 0x5eed);
     loop {
-        let live: Vec<usize> = (0..5)
-            .filter(|&i| next[i] < scenario.script(i).len())
+        let ready: Vec<usize> = (0..5)
+            .filter(|&i| match scenario.script(i).get(next[i]) {
+                None => false,
+                Some(&Op::Adopt(mm, from)) => migrated.contains(&(mm, from)),
+                Some(_) => true,
+            })
             .collect();
-        if live.is_empty() {
+        if ready.is_empty() {
             break;
         }
-        let i = live[rng.below(live.len())];
-        k.step(CpuId::new(online[i]), scenario.script(i)[next[i]]);
+        let i = ready[rng.below(ready.len())];
+        let op = scenario.script(i)[next[i]];
+        if let Op::Migrate(mm) = op {
+            migrated.insert((mm, i));
+        }
+        k.step(CpuId::new(online[i]), op);
         next[i] += 1;
     }
     for &c in online {
@@ -223,13 +238,13 @@ fn run<S: LazyMm>(scheme: S, online: &[usize; 5], seed: u64) {
 }
 
 macro_rules! wide {
-    ($($name:ident: $make:expr;)*) => {
+    ($n:expr, $w:expr, $online:expr; $($name:ident: $make:expr;)*) => {
         proptest! {
             #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
             $(
                 #[test]
                 fn $name(seed in any::<u64>()) {
-                    run($make, &WIDE, seed);
+                    run::<_, { $n }, { $w }>($make, &$online, seed);
                 }
             )*
         }
@@ -237,6 +252,7 @@ macro_rules! wide {
 }
 
 wide! {
+    SLOTS, WORDS, WIDE;
     refcount: lazymm::lazy::refcount::Refcount::new();
     shootdown: lazymm::lazy::shootdown::Shootdown::new();
     tagged: lazymm::lazy::tagged::Tagged::<SLOTS>::new();
@@ -245,6 +261,25 @@ wide! {
     hazard_nofence: lazymm::lazy::hazard::HazardLazyNoFence::<SLOTS>::new();
     loaded_mm: lazymm::lazy::loaded::LoadedMm::<SLOTS>::new();
     rcu_mm: lazymm::lazy::rcu_mm::RcuMm::<SLOTS>::new();
+}
+
+/// A kernel of 65 CPUs (65 ≡ 1 mod 64: the second cpumask word holds one
+/// CPU, where a word count rounded down loses it), CPU 64 among the online.
+mod nr_cpus_65 {
+    use super::*;
+    const N: usize = 65;
+    pub(super) const ONLINE: [usize; 5] = [0, 1, 62, 63, 64];
+    wide! {
+        N, 2, ONLINE;
+        refcount: lazymm::lazy::refcount::Refcount::new();
+        shootdown: lazymm::lazy::shootdown::Shootdown::new();
+        tagged: lazymm::lazy::tagged::Tagged::<N>::new();
+        cached: lazymm::lazy::cached::Cached::<N>::new();
+        hazard: lazymm::lazy::hazard::HazardLazy::<N>::new();
+        hazard_nofence: lazymm::lazy::hazard::HazardLazyNoFence::<N>::new();
+        loaded_mm: lazymm::lazy::loaded::LoadedMm::<N>::new();
+        rcu_mm: lazymm::lazy::rcu_mm::RcuMm::<N>::new();
+    }
 }
 
 /// A final drop whose scan stops after 64 CPUs misses the CPUs at 64, 127
@@ -256,9 +291,24 @@ wide! {
 fn bug_scan_first_word_only() {
     use lazymm::lazy::loaded::{Bug, LoadedMm};
     for seed in 0..64 {
-        run(
+        run::<_, SLOTS, WORDS>(
             LoadedMm::<SLOTS>::with_bug(Bug::ScanFirstWordOnly),
             &WIDE,
+            seed,
+        );
+    }
+}
+
+/// The same in the 65-CPU kernel: CPU 64 alone in the second word.
+#[cfg(feature = "bug-variants")]
+#[test]
+#[should_panic(expected = "use-after-free of mm")]
+fn bug_scan_first_word_only_65() {
+    use lazymm::lazy::loaded::{Bug, LoadedMm};
+    for seed in 0..64 {
+        run::<_, 65, 2>(
+            LoadedMm::<65>::with_bug(Bug::ScanFirstWordOnly),
+            &nr_cpus_65::ONLINE,
             seed,
         );
     }
@@ -271,7 +321,7 @@ fn bug_scan_first_word_only() {
 fn bug_scan_first_word_only_passes_narrow_ids() {
     use lazymm::lazy::loaded::{Bug, LoadedMm};
     for seed in 0..64 {
-        run(
+        run::<_, SLOTS, WORDS>(
             LoadedMm::<SLOTS>::with_bug(Bug::ScanFirstWordOnly),
             &NARROW,
             seed,

@@ -54,11 +54,14 @@ impl<S: Default, const N: usize> Default for Checked<S, N> {
 }
 
 impl<S, const N: usize> Checked<S, N> {
-    /// Wraps `inner`; every CPU starts not lazy.
-    pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            lazy: PerCpu::from_fn(|_| AtomicUsize::new(0)),
+    crate::const_fn! {
+        /// Wraps `inner`; every CPU starts not lazy. `const` outside loom, so a
+        /// kernel keeps a `Checked` scheme in a `static`.
+        pub fn new(inner: S) -> Self {
+            Self {
+                inner,
+                lazy: PerCpu::from_padded(crate::cpu::padded_array!(N, AtomicUsize::new(0))),
+            }
         }
     }
 
@@ -151,7 +154,7 @@ impl<S: LazyMm, const N: usize> LazyMm for Checked<S, N> {
         self.none_lazy_on(
             (0..N).map(CpuId::new),
             mm,
-            "after the scheme's final drop (a reference it held was dropped by someone else?)",
+            "after the scheme's final drop (the scheme let the mm go while this CPU still uses it: a reference it held was dropped by someone else, or its final drop did not force the CPU off)",
         );
     }
 

@@ -265,7 +265,10 @@ pub trait Kernel: Sync {
 /// [`Kernel::NR_CPUS`]. Every scheme of the crate calls it in `mmgrab_lazy_tlb`
 /// and `final_drop`, so a mismatch fails the kernel's build ("evaluation of
 /// constant value failed ... lazymm: ...") instead of indexing out of range
-/// at run time; a scheme of your own calls it the same way.
+/// at run time; a scheme of your own calls it the same way. The error
+/// appears only at `cargo build` and points into lazymm: a kernel adds
+/// [`assert_fits!`](crate::assert_fits) to get it at `cargo check`, at its
+/// own line.
 ///
 /// A kernel of 8 CPUs with a scheme sized for 4 does not build:
 ///
@@ -303,6 +306,74 @@ pub const fn check_sizes<K: Kernel, const SCHEME_CPUS: usize>() {
             "lazymm: Kernel::CpuMask holds fewer CPUs than Kernel::NR_CPUS"
         );
     }
+}
+
+/// The check behind [`assert_fits!`](crate::assert_fits): panics (at
+/// compile time, in a `const` item) unless scheme `S`'s per-CPU state and
+/// `K::CpuMask` cover [`Kernel::NR_CPUS`].
+pub const fn fits<K: Kernel, S: LazyMm>() {
+    assert!(
+        K::NR_CPUS <= S::CPUS,
+        "lazymm: the scheme's per-CPU state covers fewer CPUs than Kernel::NR_CPUS"
+    );
+    assert!(
+        K::NR_CPUS <= <K::CpuMask as CpuMask>::CAPACITY,
+        "lazymm: Kernel::CpuMask holds fewer CPUs than Kernel::NR_CPUS"
+    );
+}
+
+/// `assert_fits!(Kernel, Scheme)`: a `const` item that fails `cargo check`
+/// — at this line of the kernel's own code — when `Scheme`'s per-CPU state
+/// or `Kernel::CpuMask` covers fewer CPUs than `Kernel::NR_CPUS`. The
+/// schemes' own check ([`check_sizes`]) is the safety net: it fails only
+/// at `cargo build` (after monomorphisation) and points into lazymm.
+///
+/// ```
+/// use lazymm::cpu::{CpuId, CpuSet};
+/// use lazymm::lazy::{tagged::Tagged, Kernel, MmPtr};
+///
+/// struct MmStruct(u64);
+/// struct Os;
+/// impl Kernel for Os {
+///     type Mm = MmPtr<MmStruct>;
+///     const NR_CPUS: usize = 8;
+///     type CpuMask = CpuSet<1>;
+///     fn mmgrab(&self, _: CpuId, _: Self::Mm) {}
+///     fn mmdrop(&self, _: CpuId, _: Self::Mm) {}
+///     fn mm_users(&self, _: Self::Mm) -> usize { 1 }
+///     fn mm_cpumask(&self, _: Self::Mm) -> CpuSet<1> { CpuSet::new() }
+///     fn shoot_lazies(&self, _: CpuId, _: &CpuSet<1>, _: Self::Mm) {}
+/// }
+///
+/// lazymm::assert_fits!(Os, Tagged<8>);
+/// ```
+///
+/// With `Tagged<4>` the same crate fails `cargo check` at the macro's line
+/// ("lazymm: the scheme's per-CPU state covers fewer CPUs than
+/// Kernel::NR_CPUS"):
+///
+/// ```compile_fail
+/// # use lazymm::cpu::{CpuId, CpuSet};
+/// # use lazymm::lazy::{tagged::Tagged, Kernel, MmPtr};
+/// # struct MmStruct(u64);
+/// # struct Os;
+/// # impl Kernel for Os {
+/// #     type Mm = MmPtr<MmStruct>;
+/// #     const NR_CPUS: usize = 8;
+/// #     type CpuMask = CpuSet<1>;
+/// #     fn mmgrab(&self, _: CpuId, _: Self::Mm) {}
+/// #     fn mmdrop(&self, _: CpuId, _: Self::Mm) {}
+/// #     fn mm_users(&self, _: Self::Mm) -> usize { 1 }
+/// #     fn mm_cpumask(&self, _: Self::Mm) -> CpuSet<1> { CpuSet::new() }
+/// #     fn shoot_lazies(&self, _: CpuId, _: &CpuSet<1>, _: Self::Mm) {}
+/// # }
+/// lazymm::assert_fits!(Os, Tagged<4>);
+/// ```
+#[macro_export]
+macro_rules! assert_fits {
+    ($kernel:ty, $scheme:ty) => {
+        const _: () = $crate::lazy::fits::<$kernel, $scheme>();
+    };
 }
 
 /// A lazy-mm scheme: the hooks the scheduler calls (see the module docs).

@@ -11,7 +11,8 @@
 //! | `mm` | the CPU uses `mm` lazily and holds **no** reference: `mm` must not be freed under it |
 //! | `mm \| 1` | another CPU grabbed a reference on this CPU's behalf; this CPU drops it when done |
 //!
-//! * **enter lazy** (user → kernel thread, `exit_mm`): a plain store of `mm`.
+//! * **enter lazy** (user → kernel thread, `exit_mm`): a release store of
+//!   `mm` (no RMW; why release and not relaxed: "The mockup's open questions, answered" below).
 //!   Entering while already lazy is a misuse (a debug-build panic).
 //! * **leave lazy**: `xchg(word, 0)`; if bit 0 was set, drop the reference it
 //!   carries. Leaving while not lazy panics.

@@ -54,19 +54,6 @@ use crate::check::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
 use crate::sync::{smp_mb, smp_mb_after_atomic, AtomicBool, AtomicUsize, Ordering::*};
 
-crate::const_fn! {
-    fn snap_array<const N: usize>() -> [AtomicUsize; N] {
-        #[cfg(not(loom))]
-        {
-            [const { AtomicUsize::new(0) }; N]
-        }
-        #[cfg(loom)]
-        {
-            core::array::from_fn(|_| AtomicUsize::new(0))
-        }
-    }
-}
-
 /// Known-bad variants of the grace-period machinery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
@@ -81,6 +68,14 @@ pub enum Bug {
     /// forever. The models must turn that into a failing test that names
     /// what each CPU waits for ("deadlock: ..."), not a checker abort.
     NeverEnds,
+    /// [`Rcu::advance`] ends a GP with a `Relaxed` store of `gp_seq`: a CPU
+    /// that only polls [`Rcu::done`] while another drives the GP (a
+    /// grace-period kthread) is not ordered after the readers' sections. A
+    /// waiter that drives the GP itself never notices (it read the counters).
+    RelaxedGpEnd,
+    /// [`Rcu::done`] reads `gp_seq` with `Relaxed`: as above, seen only by a
+    /// waiter that does not drive.
+    RelaxedDone,
 }
 
 /// What one call of [`Rcu::advance`] did.
@@ -114,10 +109,10 @@ impl<T, const CAP: usize> Default for RcuQueue<T, CAP> {
 }
 
 impl<T, const CAP: usize> RcuQueue<T, CAP> {
-    /// An empty queue.
-    pub fn new() -> Self {
+    /// An empty queue (`const`: a kernel keeps one per CPU in a `static`).
+    pub const fn new() -> Self {
         Self {
-            slots: core::array::from_fn(|_| None),
+            slots: [const { None }; CAP],
             head: 0,
             len: 0,
         }
@@ -201,7 +196,7 @@ impl<const N: usize> Rcu<N> {
         pub fn new() -> Self {
             Self {
                 ctr: PerCpu::from_padded(crate::cpu::padded_array!(N, AtomicUsize::new(0))),
-                snap: snap_array(),
+                snap: crate::array![AtomicUsize::new(0); N],
                 gp_seq: AtomicUsize::new(0),
                 driving: AtomicBool::new(false),
                 bug: BugSwitch::off(),
@@ -282,7 +277,12 @@ impl<const N: usize> Rcu<N> {
     /// happens before the return.
     pub fn done(&self, cookie: Cookie) -> bool {
         // Acquire: pairs with the release store that ended the GP.
-        self.gp_seq.load(Acquire).wrapping_sub(cookie.0) as isize >= 0
+        let order = if self.bug.is(Bug::RelaxedDone) {
+            Relaxed // BUG
+        } else {
+            Acquire
+        };
+        self.gp_seq.load(order).wrapping_sub(cookie.0) as isize >= 0
     }
 
     /// Completed grace periods so far.
@@ -338,7 +338,12 @@ impl<const N: usize> Rcu<N> {
             }
         }
         // Release: pairs with `done`'s acquire.
-        self.gp_seq.store(s + 1, Release);
+        let order = if self.bug.is(Bug::RelaxedGpEnd) {
+            Relaxed // BUG
+        } else {
+            Release
+        };
+        self.gp_seq.store(s + 1, order);
         Progress::Ended
     }
 }

@@ -111,11 +111,28 @@ pub enum Bug {
     /// An LDT change IPIs only the non-lazy CPUs (the unlazy fast path,
     /// which does not reload the LDT, then runs with the old one).
     LdtSkipsLazy,
+    /// [`TlbGen::inc`] as a load and a store instead of one RMW: two
+    /// flushers of the same mm can both publish the same generation, and a
+    /// CPU that flushed up to it between their page-table changes skips
+    /// the second flush as up to date (a lost generation increment).
+    /// Switched on with [`TlbGen::with_bug`].
+    GenIncLost,
+    /// [`TlbGen::inc`] with a `Relaxed` RMW (its full barrier after it
+    /// kept): a CPU that reads the new generation is not ordered after the
+    /// flusher's page-table writes. [`TlbGen::with_bug`].
+    RelaxedGenInc,
+    /// [`TlbGen::read`] with a `Relaxed` load: a CPU that reads the new
+    /// generation and records it as flushed may still refill its TLB from
+    /// the old page-table entry. [`TlbGen::with_bug`].
+    RelaxedGenRead,
 }
 
 /// An mm's TLB generation (`mm->context.tlb_gen`).
 #[derive(Debug)]
-pub struct TlbGen(AtomicU64);
+pub struct TlbGen {
+    gen: AtomicU64,
+    bug: BugSwitch<Bug>,
+}
 
 impl Default for TlbGen {
     fn default() -> Self {
@@ -128,7 +145,20 @@ impl TlbGen {
         /// Generation 1 (as `init_new_context()`: every context starts at 0
         /// and must flush on first use).
         pub fn new() -> Self {
-            Self(AtomicU64::new(1))
+            Self {
+                gen: AtomicU64::new(1),
+                bug: BugSwitch::off(),
+            }
+        }
+    }
+
+    /// The generation with one of its known-bad variants switched on
+    /// ([`Bug::GenIncLost`], [`Bug::RelaxedGenInc`], [`Bug::RelaxedGenRead`]).
+    #[cfg(lazymm_bugs)]
+    pub fn with_bug(bug: Bug) -> Self {
+        Self {
+            gen: AtomicU64::new(1),
+            bug: BugSwitch::on(bug),
         }
     }
 
@@ -138,7 +168,19 @@ impl TlbGen {
     /// the increment before the caller's reads of the CPUs' state (pairs
     /// with the barrier in [`LazyTlb::switch_mm_begin`]).
     pub fn inc(&self) -> u64 {
-        let g = self.0.fetch_add(1, AcqRel) + 1;
+        if self.bug.is(Bug::GenIncLost) {
+            // BUG: another flusher's increment between the two is lost.
+            let g = self.gen.load(Acquire) + 1;
+            self.gen.store(g, Release);
+            smp_mb();
+            return g;
+        }
+        let order = if self.bug.is(Bug::RelaxedGenInc) {
+            Relaxed // BUG: publishes nothing
+        } else {
+            AcqRel
+        };
+        let g = self.gen.fetch_add(1, order) + 1;
         smp_mb_after_atomic();
         g
     }
@@ -146,7 +188,10 @@ impl TlbGen {
     /// The current generation. Acquire: pairs with [`inc`](Self::inc)'s
     /// release, so the page-table writes of that generation are visible.
     pub fn read(&self) -> u64 {
-        self.0.load(Acquire)
+        if self.bug.is(Bug::RelaxedGenRead) {
+            return self.gen.load(Relaxed); // BUG: pairs with nothing
+        }
+        self.gen.load(Acquire)
     }
 }
 

@@ -12,6 +12,7 @@
 use crate::hw;
 use crate::idt::IPI_VECTOR;
 use crate::smp::{self, MAX_CPUS};
+use crate::watchdog::Wait;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
 
 const IDLE: u8 = 0;
@@ -86,13 +87,14 @@ pub fn call_many(me: usize, targets: u64, f: Call, a: usize, b: usize) -> usize 
         // One call per target at a time: claim its mailbox, serving ours
         // while another sender's call is in it. Acquire: pairs with the
         // release store of IDLE that ended that call.
+        let mut wait = Wait::new(me, "a target's IPI mailbox to be free");
         while m
             .state
             .compare_exchange(IDLE, CLAIMED, Acquire, Relaxed)
             .is_err()
         {
             serve(me);
-            core::hint::spin_loop();
+            wait.spin();
         }
         m.func.store(f as usize, Relaxed);
         m.args[0].store(a, Relaxed);
@@ -109,9 +111,10 @@ pub fn call_many(me: usize, targets: u64, f: Call, a: usize, b: usize) -> usize 
         // Acquire: pairs with the target's release store of IDLE.
         // (A later sender's claim also reads as busy: waiting for it too
         // only delays us.)
+        let mut wait = Wait::new(me, "an IPI acknowledgement (call_many)");
         while MAILBOX[t].state.load(Acquire) != IDLE {
             serve(me);
-            core::hint::spin_loop();
+            wait.spin();
         }
     }
     SENT.fetch_add(sent, Relaxed);

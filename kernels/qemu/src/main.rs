@@ -8,12 +8,15 @@
 #![no_main]
 
 mod boot;
+#[cfg(feature = "bug-variants")]
+mod hang;
 mod hw;
 mod idt;
 mod ipi;
 mod mm;
 mod smp;
 mod torture;
+mod watchdog;
 mod wiring;
 
 use hw::Exit;

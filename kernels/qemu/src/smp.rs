@@ -161,8 +161,9 @@ pub fn start_on_aps(cpus: usize, task: fn(usize)) {
 /// Waits until every AP (`1..cpus`) finished the task [`start_on_aps`] gave.
 pub fn wait_aps(cpus: usize) {
     // Acquire: pairs with each AP's release increment after its task.
+    let mut wait = crate::watchdog::Wait::new(0, "the APs to finish their task (wait_aps)");
     while TASK_DONE.load(Ordering::Acquire) < cpus - 1 {
-        core::hint::spin_loop();
+        wait.spin();
     }
 }
 

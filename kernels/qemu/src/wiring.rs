@@ -116,6 +116,10 @@ pub struct PerCpu {
     /// right after each CR3 load and before any hook that could free the
     /// old one).
     mm: CpuMmWords,
+    /// Rounds of the scheme's wait loops (its `serve_ipis` calls) since the
+    /// CPU's last final drop began: the watchdog's count for a final drop
+    /// that waits forever.
+    scheme_waits: AtomicUsize,
 }
 
 /// Counts for the summary line.
@@ -259,6 +263,7 @@ impl<S: LazyMm + Sync> Kernel for Os<S> {
 
     fn mmdrop(&self, cpu: CpuId, mm: Mm) {
         if self.use_mm(cpu, mm).count.fetch_sub(1, AcqRel) == 1 {
+            self.cpu(cpu).scheme_waits.store(0, Relaxed);
             self.scheme.final_drop(self, cpu, mm); // __mmdrop()
             for (c, other) in self.cpus.iter().enumerate() {
                 check!(
@@ -300,8 +305,18 @@ impl<S: LazyMm + Sync> Kernel for Os<S> {
         self.stats.shoot_ipis.fetch_add(n, Relaxed);
     }
 
+    /// A round of a scheme's wait loop (a final drop waiting for a CPU):
+    /// serve our IPIs, and let the watchdog count the rounds.
     fn serve_ipis(&self, cpu: CpuId) {
         crate::ipi::serve(cpu.index());
+        let n = self.cpu(cpu).scheme_waits.fetch_add(1, Relaxed) + 1;
+        if n as u64 >= crate::watchdog::limit() {
+            crate::watchdog::fire(
+                cpu.index(),
+                "the scheme's final drop to finish (its wait loop)",
+                n as u64,
+            );
+        }
     }
 }
 
@@ -346,6 +361,13 @@ pub fn run_schemes() -> bool {
     if crate::torture::arg("bug") == Some("refcount_drop_early") {
         kprintln!("lazymm-qemu: refcount: bug variant bug_drop_before_last_use");
         refcount = Refcount::with_bug(lazymm::lazy::refcount::Bug::DropBeforeLastUse);
+    }
+    #[cfg(feature = "bug-variants")]
+    if crate::torture::arg("bug") == Some("final_drop_hangs") {
+        kprintln!(
+            "lazymm-qemu: shootdown: bug variant final_drop_hangs (the watchdog must name it)"
+        );
+        return run_on(crate::hang::HangingDrop(Shootdown::new()));
     }
     run_on(refcount)
         && run_on(Shootdown::new())

@@ -64,6 +64,14 @@ impl Doorbell {
         }
     }
 
+    /// `cpu`'s wait in a scheme ended (its final drop returned): the next
+    /// wait's rounds count from zero.
+    pub(crate) fn spun_out(&self, cpu: CpuId) {
+        if CHECKED {
+            self.board.state().spins[cpu.index()] = (u64::MAX, 0);
+        }
+    }
+
     /// Returns once `wake()` holds (immediately in real builds, where the
     /// caller spins). `cpu` blocks here waiting for `what()`; if that leaves
     /// every CPU of the machine blocked with no doorbell rung since, nothing
@@ -191,8 +199,9 @@ impl WaitBoard {
 
     /// `cpu` goes round a scheme's wait loop once more (`what`: the hooks
     /// it waits in). The livelock line once it has gone round
-    /// [`LIVELOCK_ROUNDS`] times while every other CPU stayed blocked and
-    /// nothing rang: nothing but this CPU runs, so what it waits for can
+    /// [`LIVELOCK_ROUNDS`] times in one wait (one final drop:
+    /// [`Doorbell::spun_out`] restarts the count) while every other CPU
+    /// stayed blocked and nothing rang: nothing but this CPU runs, so what it waits for can
     /// never happen — a final drop that waits for a CPU that stays where it
     /// is (in a kernel: spins as long as that CPU stays in user mode).
     pub(crate) fn spin(&self, cpu: CpuId, what: impl FnOnce() -> String) -> Option<String> {

@@ -114,6 +114,8 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             self.hook(cpu, Hook::FinalDrop, Some(mm), || {
                 self.scheme.final_drop(self, cpu, mm)
             });
+            // The scheme's waits (all in its final drop) are over.
+            self.cpu(cpu).doorbell.spun_out(cpu);
             if self.shootdowns(cpu) == shootdowns {
                 self.count(cpu, |s| s.frees_without_shootdown += 1);
             }

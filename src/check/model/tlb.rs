@@ -1,6 +1,5 @@
-//! The TLB machine: page tables, TLB generations, lazy CPUs, flushes,
-//! reclaim batches and PTE-changing paths, with the oracle
-//! **NO-MISSED-FLUSH**.
+//! The TLB machine: page tables, TLB generations, lazy CPUs, flushes, reclaim
+//! batches and PTE-changing paths, with the oracle **NO-MISSED-FLUSH**.
 //!
 //! # The machine
 //!
@@ -191,6 +190,12 @@ impl<const N: usize> TlbMachine<N> {
             scenario,
             bug: BugSwitch::off(),
         }
+    }
+
+    /// `gen` as `M`'s generation (a known-bad `TlbGen::with_bug`).
+    pub fn with_gen(mut self, gen: TlbGen) -> Self {
+        self.gen = gen;
+        self
     }
 
     /// Switches on a known bug of the machine's own kernel code.

@@ -19,6 +19,7 @@
 //! `-append "bug=batched_no_flush_pending"` (a `bug-variants` build) runs
 //! the crate's `bug_no_flush_pending`: the path before Gorman's 2017 fix.
 
+use crate::watchdog::{self, Wait};
 use crate::wiring::{check, Mm, NR_CPUS};
 use crate::{ipi, kprintln, mm};
 use core::sync::atomic::{AtomicUsize, Ordering::*};
@@ -45,10 +46,11 @@ static READS: AtomicUsize = AtomicUsize::new(0);
 
 /// Waits until the round's handshake reached `want` (steps only grow).
 fn wait_step(me: usize, want: usize) {
+    let mut wait = Wait::new(me, "the round's handshake");
     // Acquire: pairs with the release store that set the step.
     while STEP.load(Acquire) < want {
         ipi::serve(me);
-        core::hint::spin_loop();
+        wait.spin();
     }
 }
 
@@ -88,7 +90,9 @@ fn read(cpu: usize, round: usize, after_mprotect: bool) {
 fn cpu_part(cpu: usize) {
     // Everyone runs P: its CR3, no laziness here.
     interrupts::without_interrupts(|| mm::load_cr3(mm::pml4(P.0)));
+    watchdog::stage(cpu, &"batched", &"");
     for r in 0..ROUNDS {
+        watchdog::round(cpu, r);
         let base = 4 * r;
         match cpu {
             0 => {
@@ -125,8 +129,9 @@ fn cpu_part(cpu: usize) {
                 interrupts::without_interrupts(|| read(cpu, r, false));
                 if cpu == 2 {
                     // Both users have the translation cached: go on.
+                    let mut wait = Wait::new(cpu, "both users' reads");
                     while READS.load(Acquire) < 4 * r + 2 {
-                        core::hint::spin_loop();
+                        wait.spin();
                     }
                     next(base + 2);
                 }
@@ -136,9 +141,10 @@ fn cpu_part(cpu: usize) {
         }
         // Everyone has done the round before the next one is set up.
         ROUND_DONE.fetch_add(1, AcqRel);
+        let mut wait = Wait::new(cpu, "the other CPUs to finish the round");
         while ROUND_DONE.load(Acquire) < NR_CPUS * (r + 1) {
             ipi::serve(cpu);
-            core::hint::spin_loop();
+            wait.spin();
         }
     }
     interrupts::without_interrupts(|| mm::load_cr3(mm::kernel_pml4()));

@@ -14,6 +14,7 @@
 //! free checks that no CPU still has the tables in CR3, then poisons them.
 
 use crate::smp::{start_on_aps, wait_aps};
+use crate::watchdog::{self, Wait};
 use crate::wiring::{Mm, Os, NR_CPUS};
 use crate::{kprintln, wiring::check};
 use core::sync::atomic::{AtomicUsize, Ordering::*};
@@ -49,8 +50,9 @@ fn barrier() {
         BAR_GEN.fetch_add(1, Release);
     } else {
         interrupts::enable();
+        let mut wait = Wait::new(crate::smp::this_cpu(), "the other CPUs at the barrier");
         while BAR_GEN.load(Acquire) == gen {
-            core::hint::spin_loop();
+            wait.spin();
         }
     }
 }
@@ -99,7 +101,9 @@ fn round<S: LazyMm + Sync>(os: &Os<S>, cpu: usize, r: usize) {
 fn cpu_part<S: LazyMm + Sync>(cpu: usize) {
     // SAFETY: `run` stored an `&Os<S>` that outlives the task.
     let os = unsafe { &*(OS.load(Acquire) as *const Os<S>) };
+    watchdog::stage(cpu, &"lazy", const { &S::NAME });
     for r in 0..ROUNDS {
+        watchdog::round(cpu, r);
         barrier();
         if cpu == 0 {
             for (j, p) in PROCESSES.iter().enumerate() {

@@ -16,6 +16,7 @@
 //! stale entry: `CHECK FIRED: tlb:`. `-append "bug=tlb_unlazy_ignores_gen"`
 //! (a `bug-variants` build) runs the crate's `bug_unlazy_ignores_gen`.
 
+use crate::watchdog::{self, Wait};
 use crate::wiring::{check, Mm, Qemu, NR_CPUS};
 use crate::{ipi, kprintln, mm};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
@@ -108,12 +109,13 @@ fn flush_ipi(cpu: usize, gen: usize, _: usize) {
 fn remap(cpu: CpuId) {
     // Serve our own flush IPIs while another CPU remaps (interrupts are
     // off here, and that CPU waits for us).
+    let mut wait = Wait::new(cpu.index(), "the remap lock");
     let mut frame = loop {
         if let Some(f) = REMAP.try_lock() {
             break f;
         }
         ipi::serve(cpu.index());
-        core::hint::spin_loop();
+        wait.spin();
     };
     let (old, new) = (*frame, (*frame + 1) % mm::FRAMES_N);
     let pattern = PATTERN.fetch_add(1, Relaxed) + 1;
@@ -147,6 +149,7 @@ fn cpu_part(cpu: usize) {
     let c = CpuId::new(cpu);
     let mut rng = 0x2545_f491_4f6c_dd1d ^ (cpu as u64 + 1) << 40;
     interrupts::enable();
+    watchdog::stage(cpu, &"tlb", &"random");
     for _ in 0..OPS {
         interrupts::without_interrupts(|| match xorshift(&mut rng) % 8 {
             0..=3 => run_user(c),
@@ -168,10 +171,11 @@ const DIRECTED: usize = 300;
 
 /// Waits until the handshake reached `want` (steps only grow: the next
 /// round's CPU may move it on before we look).
-fn wait_step(want: usize) {
+fn wait_step(cpu: usize, want: usize) {
+    let mut wait = Wait::new(cpu, "the directed round's handshake");
     // Acquire: pairs with the other side's release store.
     while STEP.load(Acquire) < want {
-        core::hint::spin_loop();
+        wait.spin();
     }
 }
 
@@ -182,30 +186,32 @@ fn wait_step(want: usize) {
 /// the generation check stands between it and the freed frame.
 fn directed(cpu: usize) {
     let c = CpuId::new(cpu);
+    watchdog::stage(cpu, &"tlb", &"directed");
     for r in 0..DIRECTED {
+        watchdog::round(cpu, r);
         let lazy_cpu = r % (NR_CPUS - 1) + 1;
         if cpu == lazy_cpu {
-            wait_step(3 * r + 1);
+            wait_step(cpu, 3 * r + 1);
             interrupts::without_interrupts(|| {
                 run_user(c);
                 lazy().enter_lazy_tlb(c);
             });
             STEP.store(3 * r + 2, Release);
-            wait_step(3 * r + 3);
+            wait_step(cpu, 3 * r + 3);
             interrupts::without_interrupts(|| {
                 run_user(c);
                 to_init(c);
             });
             STEP.store(3 * r + 4, Release);
         } else if cpu == 0 {
-            wait_step(3 * r + 2);
+            wait_step(cpu, 3 * r + 2);
             interrupts::without_interrupts(|| {
                 run_user(c);
                 remap(c);
                 to_init(c);
             });
             STEP.store(3 * r + 3, Release);
-            wait_step(3 * r + 4);
+            wait_step(cpu, 3 * r + 4);
         }
     }
 }

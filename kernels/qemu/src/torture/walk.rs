@@ -50,7 +50,8 @@ fn tracker() -> &'static WalkTracker<NR_CPUS> {
 }
 
 /// An AP's task: walk until the collapser stops.
-fn walker(_cpu: usize) {
+fn walker(cpu: usize) {
+    crate::watchdog::stage(cpu, &"walk", &"walker");
     while !STOP.load(Relaxed) {
         let freed = interrupts::without_interrupts(|| {
             tracker().walk(&Qemu, MM, || {
@@ -83,6 +84,7 @@ pub fn run() -> bool {
         _ => WalkTracker::new(BeginOrder::StoreMb),
     });
     crate::smp::start_on_aps(NR_CPUS, walker);
+    crate::watchdog::stage(0, &"walk", &"collapser");
     let (mut synced, mut ipis, mut rounds) = (0, 0, 0);
     while (rounds < ROUNDS || WALKS.load(Relaxed) < MIN_WALKS)
         && rounds < MAX_ROUNDS
