@@ -339,8 +339,8 @@ pub use crossbeam_utils::CachePadded;
 ///
 /// ```
 /// # #[cfg(not(loom))] {
+/// use lazymm::check::sync::{AtomicUsize, Ordering::Relaxed};
 /// use lazymm::cpu::{CachePadded, CpuId, PerCpu};
-/// use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 ///
 /// static RUNS: PerCpu<AtomicUsize, 4> =
 ///     PerCpu::from_padded([const { CachePadded::new(AtomicUsize::new(0)) }; 4]);

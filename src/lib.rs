@@ -112,14 +112,8 @@
 //! use lazymm::check::sync::{AtomicBool, AtomicUsize, Ordering::*};
 //! use lazymm::cpu::{CpuId, CpuSet};
 //! use lazymm::lazy::switch::{self, CpuMm, CpuMmWords, SwitchMm};
-//! use lazymm::lazy::{refcount::Refcount, shootdown::Shootdown, Kernel, LazyMm, MmHandle};
-//!
-//! #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-//! struct Mm(usize); // the kernel's handle: an index into its mm table
-//! impl MmHandle for Mm {
-//!     fn to_word(self) -> usize { (self.0 + 1) << 1 } // non-zero, bit 0 clear
-//!     fn from_word(w: usize) -> Self { Mm((w >> 1) - 1) }
-//! }
+//! use lazymm::lazy::{refcount::Refcount, shootdown::Shootdown, Kernel, LazyMm};
+//! use lazymm::lazy::MmIndex as Mm; // the kernel's handle: an index into its mm table
 //!
 //! struct Os<S> {
 //!     scheme: S,

@@ -113,6 +113,11 @@ fn hazard_lazy() {
 }
 
 #[test]
+fn hazard_nofence() {
+    machine(lazymm::lazy::hazard::HazardLazyNoFence::<2>::new, None);
+}
+
+#[test]
 fn loaded_mm() {
     machine(LoadedMm::<2>::new, None);
 }

@@ -6,22 +6,13 @@
 #![cfg(not(any(loom, lazymm_shuttle)))]
 
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet};
-use lazymm::lazy::MmHandle;
+
 use lazymm::platform::{CpuPin, CurrentCpu, LocalTlb};
 use lazymm::tlb::tlbgen::{LazyTlb, TlbGen};
 use lazymm::walk::{BeginOrder, WalkTracker};
 use std::cell::Cell;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Mm(usize);
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        (self.0 + 1) << 1
-    }
-    fn from_word(w: usize) -> Self {
-        Mm((w >> 1) - 1)
-    }
-}
+use lazymm::lazy::MmIndex as Mm;
 
 /// A one-CPU platform that counts local flushes and page-table loads.
 #[derive(Default)]

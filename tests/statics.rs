@@ -17,7 +17,7 @@ use lazymm::lazy::refcount::Refcount;
 use lazymm::lazy::shootdown::Shootdown;
 use lazymm::lazy::switch::CpuMmWords;
 use lazymm::lazy::tagged::Tagged;
-use lazymm::lazy::{LazyMm, MmHandle};
+use lazymm::lazy::LazyMm;
 use lazymm::reclaim::hazard::HazardDomain;
 use lazymm::reclaim::rcu::{Rcu, RcuQueue};
 use lazymm::tlb::batched::{FlushBatched, PteLock};
@@ -47,16 +47,7 @@ static WALKERS: WalkTracker<NR_CPUS> = WalkTracker::new(BeginOrder::StoreMb);
 static DOMAIN: HazardDomain<NR_CPUS, 1> = HazardDomain::new();
 static RCU: Rcu<NR_CPUS> = Rcu::new();
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Mm(usize);
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        (self.0 + 1) << 1
-    }
-    fn from_word(w: usize) -> Self {
-        Mm((w >> 1) - 1)
-    }
-}
+use lazymm::lazy::MmIndex as Mm;
 
 #[test]
 fn statics_are_usable() {

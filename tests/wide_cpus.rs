@@ -21,7 +21,7 @@ use lazymm::check::model::{Op, Scenario, SplitMix};
 use lazymm::check::sync::{AtomicUsize, Ordering::*};
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet};
 use lazymm::lazy::switch::{self, CpuMm, CpuMmWords, SwitchMm};
-use lazymm::lazy::{Kernel, LazyMm, MmHandle};
+use lazymm::lazy::{Kernel, LazyMm};
 use proptest::prelude::*;
 
 /// Slots of the kernel (its `NR_CPUS`), in 16 cpumask words.
@@ -34,17 +34,7 @@ const WIDE: [usize; 5] = [0, 63, 64, 127, 1023];
 const NARROW: [usize; 5] = [0, 1, 2, 3, 4];
 const MMS: usize = 3;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Mm(usize);
-
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        (self.0 + 1) << 1
-    }
-    fn from_word(w: usize) -> Self {
-        Mm((w >> 1) - 1)
-    }
-}
+use lazymm::lazy::MmIndex as Mm;
 
 struct MmStruct<const W: usize> {
     users: AtomicUsize,

@@ -40,7 +40,7 @@
 use lazymm::check::model::SplitMix;
 use lazymm::check::sync::Ordering::Relaxed;
 use lazymm::cpu::{AtomicCpuSet, CpuId, CpuSet};
-use lazymm::lazy::MmHandle;
+
 use lazymm::tlb::tlbgen::{FlushAction, FlushScope, LazyTlb, Switch, TlbGen};
 use lazymm::walk::{BeginOrder, WalkTracker};
 use proptest::prelude::*;
@@ -54,17 +54,7 @@ const NARROW_IDS: [usize; 5] = [0, 1, 2, 3, 4];
 /// Steps per workload.
 const STEPS: usize = 60;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Mm(usize);
-
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        (self.0 + 1) << 1
-    }
-    fn from_word(w: usize) -> Self {
-        Mm((w >> 1) - 1)
-    }
-}
+use lazymm::lazy::MmIndex as Mm;
 
 /// The one user mm of the TLB kernel.
 const M: Mm = Mm(0);

@@ -21,7 +21,7 @@ use lazymm::check::sync::thread::{spawn, Arc};
 use lazymm::check::sync::AtomicUsize;
 use lazymm::cpu::CpuId;
 use lazymm::lazy::cached::Cached;
-use lazymm::lazy::hazard::HazardLazy;
+use lazymm::lazy::hazard::{HazardLazy, HazardLazyNoFence};
 use lazymm::lazy::loaded::LoadedMm;
 use lazymm::lazy::rcu_mm::RcuMm;
 use lazymm::lazy::refcount::Refcount;
@@ -41,6 +41,7 @@ lazymm::lazymm_static! { static SHOOTDOWN: Kernel<Shootdown> = Os::new(Shootdown
 lazymm::lazymm_static! { static TAGGED: Kernel<Tagged<CPUS>> = Os::new(Tagged::new()); }
 lazymm::lazymm_static! { static CACHED: Kernel<Cached<CPUS>> = Os::new(Cached::new()); }
 lazymm::lazymm_static! { static HAZARD: Kernel<HazardLazy<CPUS>> = Os::new(HazardLazy::new()); }
+lazymm::lazymm_static! { static HAZARD_NOFENCE: Kernel<HazardLazyNoFence<CPUS>> = Os::new(HazardLazyNoFence::new()); }
 lazymm::lazymm_static! { static LOADED: Kernel<LoadedMm<CPUS>> = Os::new(LoadedMm::new()); }
 lazymm::lazymm_static! { static RCU_MM: Kernel<RcuMm<CPUS>> = Os::new(RcuMm::new()); }
 
@@ -90,6 +91,7 @@ fn main() {
     println!("tagged     {:>9.2?}", boot(&TAGGED));
     println!("cached     {:>9.2?}", boot(&CACHED));
     println!("hazard     {:>9.2?}", boot(&HAZARD));
+    println!("hazard_nofence {:>5.2?}", boot(&HAZARD_NOFENCE));
     println!("loaded_mm  {:>9.2?}", boot(&LOADED));
     println!("rcu_mm     {:>9.2?}", boot(&RCU_MM));
     println!("every mm freed exactly once, none used after its free");

@@ -19,18 +19,7 @@ use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 /// What a freed `mm_struct` holds: every use checks for it.
 const POISON: usize = 0xdead_beef;
 
-/// The kernel's handle: an index into its mm table.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Mm(pub usize);
-
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        (self.0 + 1) << 1 // non-zero, bit 0 clear
-    }
-    fn from_word(w: usize) -> Self {
-        Mm((w >> 1) - 1)
-    }
-}
+pub use lazymm::lazy::MmIndex as Mm;
 
 /// The fields of `mm_struct` the schemes care about.
 pub struct MmStruct {

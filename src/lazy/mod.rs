@@ -97,6 +97,25 @@ pub mod tagged;
 
 use crate::cpu::{CpuId, CpuMask};
 
+/// The lazy-mm schemes of the crate that a `no_std` kernel can use, by
+/// [`LazyMm::NAME`]: the one list examples, tests, benchmarks and `compare`
+/// are checked against (`tests/scheme_registry.rs` fails when one of them
+/// lacks a scheme). The std-only library backends are
+/// [`LIBRARY_SCHEMES`].
+pub const SCHEMES: [&str; 8] = [
+    "refcount",
+    "shootdown",
+    "tagged",
+    "cached",
+    "hazard",
+    "hazard_nofence",
+    "loaded_mm",
+    "rcu_mm",
+];
+
+/// The std-only schemes on library backends (features `haphazard`, `epoch`).
+pub const LIBRARY_SCHEMES: [&str; 2] = ["haphazard", "epoch_mm"];
+
 /// A kernel's handle to an mm (a pointer to its `mm_struct`, an index...).
 ///
 /// [`to_word`](Self::to_word) must be non-zero and even, so that schemes can
@@ -107,6 +126,24 @@ pub trait MmHandle: Copy + Eq + core::fmt::Debug + Send + Sync {
     fn to_word(self) -> usize;
     /// The handle back from [`to_word`](Self::to_word)'s value.
     fn from_word(word: usize) -> Self;
+}
+
+/// An mm handle that is an index into the kernel's table of mm structs
+/// (`0..`): its word is `(index + 1) << 1`, non-zero with bit 0 clear.
+/// For kernels (and tests) that keep their mms in an array; one with
+/// pointers uses [`MmPtr`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct MmIndex(pub usize);
+
+impl MmHandle for MmIndex {
+    #[inline]
+    fn to_word(self) -> usize {
+        (self.0 + 1) << 1
+    }
+    #[inline]
+    fn from_word(word: usize) -> Self {
+        MmIndex((word >> 1) - 1)
+    }
 }
 
 /// An mm handle that is a pointer to the kernel's mm type `T`.

@@ -89,6 +89,12 @@ pub enum Bug {
     /// that stays in user mode: a livelock, which only the preemption and
     /// migration scenarios reach (`harness::preempt_migrate_stay_user`).
     NoClearOnSwitchAway,
+    /// [`HazardDomain::try_protect`] re-validates with a `Relaxed` load
+    /// instead of `Acquire`. Harmless here: `protect`'s full barrier
+    /// follows every load that read the address it returns (an acquire
+    /// fence for it), so the object's initialisation is visible anyway —
+    /// the fresh-object model passes with it (`tests/loom/hazard.rs`).
+    RelaxedRevalidate,
 }
 
 /// Why [`HazardDomain::try_protect`] failed.
@@ -255,8 +261,15 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
                 return Ok(p);
             }
             // Acquire: pairs with the release that published `addr` in
-            // `src`, so the object's contents are visible.
-            let again = src.load(Acquire);
+            // `src`, so the object's contents are visible. (protect()'s
+            // full barrier after the load that read `addr` already does:
+            // Bug::RelaxedRevalidate shows it.)
+            let order = if self.bug().is(Bug::RelaxedRevalidate) {
+                Relaxed // BUG (harmless: see the variant)
+            } else {
+                Acquire
+            };
+            let again = src.load(order);
             if again == addr {
                 return Ok(p);
             }

@@ -138,6 +138,11 @@ adopt!(
     lazymm::lazy::hazard::HazardLazy::new()
 );
 adopt!(
+    hazard_nofence,
+    lazymm::lazy::hazard::HazardLazyNoFence<CPUS>,
+    lazymm::lazy::hazard::HazardLazyNoFence::new()
+);
+adopt!(
     loaded_mm,
     lazymm::lazy::loaded::LoadedMm<CPUS>,
     lazymm::lazy::loaded::LoadedMm::new()
@@ -186,7 +191,7 @@ mod external;
 /// The kernel's own checks can fail: a scheme whose lazy CPUs take no
 /// reference frees an mm its exiting CPU still has loaded.
 #[test]
-#[should_panic(expected = "use-after-free of Mm(")]
+#[should_panic(expected = "use-after-free of MmIndex(")]
 fn a_wrong_scheme_is_caught_by_the_kernel() {
     lazymm::lazymm_static! {
         static OS: Kernel<external::NoGrab> = Os::new(external::NoGrab);

@@ -67,19 +67,7 @@ impl LocalTlb for Qemu {
     }
 }
 
-/// An address space, as the crate sees it: a slot of the mm table (the
-/// word is `(slot + 1) * 2`: non-zero, bit 0 clear).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mm(pub usize);
-
-impl MmHandle for Mm {
-    fn to_word(self) -> usize {
-        (self.0 + 1) << 1
-    }
-    fn from_word(word: usize) -> Self {
-        Mm((word >> 1) - 1)
-    }
-}
+pub use lazymm::lazy::MmIndex as Mm;
 
 /// What a freed `mm_struct` holds in its poison word.
 const POISON: usize = 0xdead_beef;
