@@ -115,15 +115,15 @@ pub enum Bug {
     /// flushers of the same mm can both publish the same generation, and a
     /// CPU that flushed up to it between their page-table changes skips
     /// the second flush as up to date (a lost generation increment).
-    /// Switched on with [`TlbGen::with_bug`].
+    /// Switched on with `TlbGen::with_bug`.
     GenIncLost,
     /// [`TlbGen::inc`] with a `Relaxed` RMW (its full barrier after it
     /// kept): a CPU that reads the new generation is not ordered after the
-    /// flusher's page-table writes. [`TlbGen::with_bug`].
+    /// flusher's page-table writes. `TlbGen::with_bug`.
     RelaxedGenInc,
     /// [`TlbGen::read`] with a `Relaxed` load: a CPU that reads the new
     /// generation and records it as flushed may still refill its TLB from
-    /// the old page-table entry. [`TlbGen::with_bug`].
+    /// the old page-table entry. `TlbGen::with_bug`.
     RelaxedGenRead,
 }
 

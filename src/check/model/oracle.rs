@@ -374,7 +374,7 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
     }
 
     /// A scheme calls this once per round of its wait loops: besides
-    /// serving the mailbox, the liveness check ([`WaitBoard`]'s livelock
+    /// serving the mailbox, the liveness check (the wait board's livelock
     /// line) runs here under the checkers.
     fn serve_ipis(&self, cpu: CpuId) {
         Machine::serve_ipis(self, cpu);
