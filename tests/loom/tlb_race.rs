@@ -121,3 +121,27 @@ fn weakened_gen_accesses_pass() {
         }
     }
 }
+
+/// The new races catch known-bad variants: a CPU in the SWITCHING window
+/// not flushed (fea4e317f9e7) when cpu2's switch-in meets the racing
+/// flushes, and a freed-tables flush that skips lazy CPUs, whose unlazied
+/// CPU then flushes and uses the mm itself.
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_switching_not_flushed_racing_flushers() {
+    check(
+        "racing_flushers/bug_switching_not_flushed",
+        TLB_THREE_CPU_BOUND,
+        crate::tlb::tlb_bug(racing_flushers, Bug::SwitchingNotFlushed),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_freed_tables_skips_lazy_then_flush() {
+    check(
+        "unlazy_vs_freed_tables_then_flush/bug_freed_tables_skips_lazy",
+        TLB_BOUND - 1,
+        crate::tlb::tlb_bug(unlazy_vs_freed_tables_then_flush, Bug::FreedTablesSkipsLazy),
+    );
+}
