@@ -335,19 +335,16 @@ pub use crossbeam_utils::CachePadded;
 /// The kernel's `DEFINE_PER_CPU_ALIGNED`: remote CPUs may read (or RMW) a
 /// slot, but a CPU's own writes never false-share with its neighbours'.
 ///
-/// In a `static` (outside loom, whose atomics are not `const`):
+/// In a `static` (per-CPU atomics the same way, outside loom, whose atomics
+/// are not `const`):
 ///
 /// ```
-/// # #[cfg(not(loom))] {
-/// use lazymm::check::sync::{AtomicUsize, Ordering::Relaxed};
 /// use lazymm::cpu::{CachePadded, CpuId, PerCpu};
 ///
-/// static RUNS: PerCpu<AtomicUsize, 4> =
-///     PerCpu::from_padded([const { CachePadded::new(AtomicUsize::new(0)) }; 4]);
+/// static APIC_IDS: PerCpu<u32, 4> =
+///     PerCpu::from_padded([const { CachePadded::new(0) }; 4]);
 ///
-/// RUNS.get(CpuId::new(3)).fetch_add(1, Relaxed);
-/// assert_eq!(RUNS.get(CpuId::new(3)).load(Relaxed), 1);
-/// # }
+/// assert_eq!(*APIC_IDS.get(CpuId::new(3)), 0);
 /// ```
 pub struct PerCpu<T, const N: usize> {
     slots: [CachePadded<T>; N],
