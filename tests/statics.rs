@@ -80,16 +80,7 @@ fn statics_are_usable() {
             <LoadedMm<NR_CPUS>>::NAME,
             <RcuMm<NR_CPUS>>::NAME,
         ],
-        [
-            "refcount",
-            "shootdown",
-            "tagged",
-            "cached",
-            "hazard",
-            "hazard_nofence",
-            "loaded_mm",
-            "rcu_mm"
-        ]
+        lazymm::lazy::SCHEMES
     );
     let _ = (
         &REFCOUNT,

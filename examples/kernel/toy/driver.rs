@@ -5,16 +5,7 @@ use super::*;
 
 // ------------------------------------------------------ the scheme --
 
-const SCHEMES: [&str; 8] = [
-    "refcount",
-    "shootdown",
-    "tagged",
-    "cached",
-    "hazard",
-    "hazard_nofence",
-    "loaded_mm",
-    "rcu_mm",
-];
+const SCHEMES: [&str; 8] = lazymm::lazy::SCHEMES;
 
 /// Boots the toy with the scheme named `name` and runs the workload:
 /// the kernel type is generic over its scheme (`ToyKernel<S>`), so a
