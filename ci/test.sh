@@ -55,8 +55,8 @@ cargo test --doc
 step "a user's kernel crate: cargo check fails at its own line with lazymm::assert_fits! (ci/user_check.sh)"
 ci/user_check.sh
 
-step "CPU ids at word boundaries with the bug variants compiled in (tests/wide_cpus.rs, tests/wide_tlb.rs)"
-cargo test --features bug-variants --test wide_cpus --test wide_tlb
+step "CPU ids at word boundaries, and a recorded workload, with the bug variants compiled in (tests/wide_cpus.rs, tests/wide_tlb.rs, tests/trace.rs)"
+cargo test --features bug-variants --test wide_cpus --test wide_tlb --test trace
 
 step "loom: the users' command, RUSTFLAGS=\"--cfg loom\" cargo test --release"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run_summarized '(^|\.\.\. )loom |test result' \
@@ -86,6 +86,9 @@ if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none \
 else
   echo "SKIP: the x86_64-unknown-none target is not installed and 'rustup target add' failed (offline?)"
 fi
+
+step "real workloads: compare --trace on a committed trace; record and check the ground-truth workload where tracefs is usable (ci/trace.sh)"
+ci/trace.sh
 
 step "LKMM litmus tests under herd7 (ci/lkmm.sh; SKIP without herd7)"
 ci/lkmm.sh

@@ -22,7 +22,7 @@ fn usage() -> String {
     format!(
         "\
 usage: compare [--threads N] [--cpus C] [--round-trips R] [--processes P] [--mix SPEC]
-               [--ipi-ns NS]
+               [--ipi-ns NS] [--trace FILE]
 
   --threads N      running CPUs of the simulated machine, one real thread each
                (1..={MAX_CPUS}, the machine's cap; default: the number of cores).
@@ -43,6 +43,10 @@ usage: compare [--threads N] [--cpus C] [--round-trips R] [--processes P] [--mix
                that is always run as well (exits that meet lazy CPUs)
   --ipi-ns NS      the price of one IPI in the lifetime model, in ns, instead
                of measuring it here (membarrier; see benches/ipi.rs)
+  --trace FILE     price every scheme on a recorded workload instead (a trace
+               of examples/record, plain or .gz): the workload's lazy-mm
+               numbers, each scheme replayed on it under the oracle, and its
+               cost per second with the unit costs measured in this run
   -h, --help       this text
   (--flag=value works too)
 
@@ -63,6 +67,8 @@ struct Args {
     mix: Mix,
     /// `--ipi-ns`: the IPI price as a parameter instead of measured.
     ipi_ns: Option<f64>,
+    /// `--trace FILE`: price the schemes on a recorded workload.
+    trace: Option<String>,
     /// Notes about adjusted values, printed with the results.
     notes: Vec<String>,
 }
@@ -86,6 +92,7 @@ fn args() -> Args {
     let mut processes = DEFAULT_PROCESSES;
     let mut mix = Mix::DEFAULT;
     let mut ipi_ns = None;
+    let mut trace = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         // Both `--flag value` and `--flag=value`.
@@ -109,6 +116,9 @@ fn args() -> Args {
                         fail(&format!("--ipi-ns: '{v}' is not a number of ns >= 0"))
                     });
                 ipi_ns = Some(ns);
+            }
+            "--trace" => {
+                trace = Some(value().unwrap_or_else(|| fail("--trace needs a file")));
             }
             "--mix" => {
                 let v = value().unwrap_or_else(|| fail("--mix needs a value"));
@@ -174,6 +184,7 @@ fn args() -> Args {
         processes,
         mix,
         ipi_ns,
+        trace,
         notes,
     }
 }
@@ -506,6 +517,9 @@ impl Row {
 pub fn main() {
     let a = args();
     assert_eq!(SLOT_CHOICES.last(), Some(&MAX_SLOTS));
+    if let Some(path) = &a.trace {
+        std::process::exit(workload::main(&a, path));
+    }
     let schemes = schemes(a.cpus);
     let start = Instant::now();
     let mut rows = Vec::new();
@@ -563,5 +577,6 @@ pub fn main() {
 mod lifetime;
 mod report;
 mod schemes;
+mod workload;
 use report::*;
 use schemes::*;

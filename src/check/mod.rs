@@ -11,10 +11,15 @@
 //! * [`model`] (feature `model`) — the simulated machines (lazy mm, TLB,
 //!   walkers), their oracles, and [`model::harness`], which runs a scheme of
 //!   your own under loom or shuttle in one call.
+//! * [`trace`] (feature `model`) — real workloads: a Linux trace parsed,
+//!   reconstructed as the lazy-mm story, checked against ground truth, and
+//!   replayed through the schemes ([`model::ReplayPlan`]).
 
 pub mod bugs;
 #[cfg(feature = "model")]
 pub mod model;
+#[cfg(feature = "model")]
+pub mod trace;
 
 /// The atomics facade (re-exported from the crate's private atomics layer,
 /// the only file that names the checkers or `core`'s atomics).

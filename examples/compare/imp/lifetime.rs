@@ -113,6 +113,8 @@ pub(super) fn ipi_price(a: &Args) -> IpiPrice {
 pub(super) struct Parts {
     pub(super) name: &'static str,
     pub(super) trip_ns: f64,
+    /// Bare round trip to another mm (user A -> kernel -> user B).
+    pub(super) other_ns: f64,
     /// Exit work at each of [`CPUS`].
     pub(super) exit_ns: [f64; 4],
     /// Whether its exit IPIs lazy CPUs (the probe saw an IPI).
@@ -207,11 +209,26 @@ fn median_ns(mut f: impl FnMut()) -> f64 {
     v[2]
 }
 
-fn trip<S: LazyMm + Default>() -> f64 {
+pub(super) fn trip<S: LazyMm + Default>() -> f64 {
     let s = S::default();
     let k = BenchKernel::<64>::new(1);
     let loaded: Box<Loaded> = Box::default();
     median_ns(|| bare::round_trip(&s, &k, &loaded, CpuId::new(0), black_box(Mm(1))))
+}
+
+/// One bare round trip to another mm (`round_trip_other` makes two).
+pub(super) fn trip_other<S: LazyMm + Default>() -> f64 {
+    let s = S::default();
+    let k = BenchKernel::<64>::new(1);
+    let loaded: Box<Loaded> = Box::default();
+    let cpu = CpuId::new(0);
+    median_ns(|| bare::round_trip_other(&s, &k, &loaded, cpu, black_box(Mm(1)), black_box(Mm(2))))
+        / 2.0
+}
+
+/// The floor's bare round trip (the two per-CPU stores), same and other mm.
+pub(super) fn floor_trips() -> (f64, f64) {
+    (trip::<bare::Floor>(), trip_other::<bare::Floor>())
 }
 
 fn exit<S: LazyMm + Default, const N: usize>() -> f64 {
@@ -226,7 +243,7 @@ fn exit<S: LazyMm + Default, const N: usize>() -> f64 {
 /// Measures one scheme: `S64` (the scheme at 64 slots) for the trip, the
 /// four others for the exit at [`CPUS`].
 /// A scheme's trip, exits at [`CPUS`], and whether its exit IPIs lazy CPUs.
-type BareParts = (f64, [f64; 4], bool);
+type BareParts = (f64, f64, [f64; 4], bool);
 
 fn parts<S2, S64, S256, S1024>() -> BareParts
 where
@@ -237,6 +254,7 @@ where
 {
     (
         trip::<S64>(),
+        trip_other::<S64>(),
         [
             exit::<S2, 2>(),
             exit::<S64, 64>(),
@@ -301,21 +319,27 @@ fn fmt_k(k: f64) -> String {
     }
 }
 
-/// Measures the parts, prints the inputs, the crossovers and the lifetime
-/// table; returns the model for the files.
-pub(super) fn report(ipi: &IpiPrice) -> Model {
+/// Every scheme's bare parts, measured now.
+pub(super) fn measure_parts() -> Vec<Parts> {
     eprint!("lifetime model: measuring the bare trips and exits...");
     let measured = measured();
     eprintln!(" done");
-    let parts: Vec<Parts> = measured
+    measured
         .into_iter()
-        .map(|(name, (trip_ns, exit_ns, ipis))| Parts {
+        .map(|(name, (trip_ns, other_ns, exit_ns, ipis))| Parts {
             name,
             trip_ns,
+            other_ns,
             exit_ns,
             ipis,
         })
-        .collect();
+        .collect()
+}
+
+/// Measures the parts, prints the inputs, the crossovers and the lifetime
+/// table; returns the model for the files.
+pub(super) fn report(ipi: &IpiPrice) -> Model {
+    let parts = measure_parts();
     let ipi_ns = ipi.ns;
     println!(
         "\nlifetime cost per process = K x trip + exit(C) + lazy CPUs at exit x IPI (IPI term only for the schemes that IPI lazy CPUs)"

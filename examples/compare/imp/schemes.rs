@@ -2,6 +2,7 @@
 //! memory footprints.
 
 use super::{measure, Args, Measured};
+use lazymm::check::model::{ReplayPlan, Stats};
 use lazymm::check::sync::AtomicUsize;
 use lazymm::cpu::{CpuSet, WORD_BITS};
 use lazymm::lazy::cached::Cached;
@@ -36,6 +37,8 @@ impl MmField {
 pub(super) struct Entry {
     pub(super) name: &'static str,
     pub(super) measure: fn(&Args) -> Measured,
+    /// Replays a recorded workload through a fresh scheme (`--trace`).
+    pub(super) replay: fn(&ReplayPlan) -> Stats,
     /// Bytes per CPU slot: `size_of` at 2 slots minus at 1; `None` for
     /// the library backends, whose per-CPU state is on the heap.
     pub(super) per_cpu_bytes: Option<usize>,
@@ -52,6 +55,7 @@ impl Entry {
         Entry {
             name: S::NAME,
             measure: measure::<S>,
+            replay: |p| p.run(S::default()),
             per_cpu_bytes: Some(size_of::<B>() - size_of::<A>()),
             mm_fields,
         }

@@ -68,6 +68,7 @@ pub mod harness;
 mod ipi;
 mod mailbox;
 mod oracle;
+mod replay;
 mod report;
 mod scenario;
 mod setup;
@@ -78,6 +79,7 @@ pub mod walk;
 pub(crate) use ipi::WaitBoard;
 use ipi::{Doorbell, Ipi};
 use oracle::race_is_uaf;
+pub use replay::ReplayPlan;
 pub use scenario::{Op, Scenario, SplitMix};
 pub use types::{CpuState, MachineBug, MmId, Stats, Task};
 
