@@ -10,6 +10,14 @@ cd "$(dirname "$0")/.."
 cargo build --release --example record --example compare
 target/release/examples/compare --trace tests/traces/synthetic.trace.gz \
   | grep -E '^(workload|\| [a-z_]+ \||winner|replayed)'
+# The skip path: not root, the recorder says so and exits 3.
+if [ "$(id -u)" = 0 ] && command -v runuser > /dev/null; then
+  rc=0
+  msg=$(runuser -u nobody -- target/release/examples/record -o /dev/null --seconds 0.1) || rc=$?
+  echo "as nobody: $msg (exit $rc)"
+  [ "$rc" = 3 ] && [[ "$msg" == "SKIP: record: not root"* ]] \
+    || { echo "ci/trace.sh: the recorder did not skip as a non-root user"; exit 1; }
+fi
 out=$(mktemp -d)/synthetic.trace
 rc=0
 target/release/examples/record -o "$out" synthetic || rc=$?

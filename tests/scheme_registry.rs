@@ -7,7 +7,7 @@
 use lazymm::lazy::SCHEMES;
 
 /// The files that list schemes, relative to the crate root.
-const LISTS: [&str; 16] = [
+const LISTS: [&str; 17] = [
     "examples/kernel/toy/driver.rs",
     "examples/adoption/main.rs",
     "examples/compare/imp/schemes.rs",
@@ -20,6 +20,7 @@ const LISTS: [&str; 16] = [
     "tests/trace.rs",
     "tests/loom/world.rs",
     "tests/shuttle/world.rs",
+    "tests/shuttle/recorded.rs",
     "benches/lazy.rs",
     "benches/context_switch.rs",
     "benches/instructions/benches/hot_paths.rs",

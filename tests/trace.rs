@@ -110,7 +110,10 @@ fn every_scheme_replays_every_recorded_workload() {
         let (_, s) = story(&path);
         let c = &s.counts;
         assert!(c.switches > 0, "{}: no switches", path.display());
-        if !s.lossy() {
+        // The committed recordings know every task; a fresh one on a busy
+        // machine may meet a few that lived and died within the recorder's
+        // /proc walk (counted, and printed below).
+        if !s.lossy() && path.starts_with(DIR) {
             assert_eq!(c.unknown_tasks, 0, "{}: unknown tasks", path.display());
         }
         let plan = ReplayPlan::new(&s).expect("at most 64 CPUs");
@@ -149,11 +152,12 @@ fn every_scheme_replays_every_recorded_workload() {
             .1;
         assert_eq!(rc.ipis, 0);
         println!(
-            "{}: {} switches, {} deaths, {} lazy CPUs at death, replayed by {} schemes",
+            "{}: {} switches, {} deaths, {} lazy CPUs at death, {} unknown tasks, replayed by {} schemes",
             path.display(),
             c.switches,
             c.deaths,
             c.lazy_at_death,
+            c.unknown_tasks,
             results.len()
         );
     }

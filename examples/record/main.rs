@@ -167,10 +167,19 @@ Needs root and tracefs; prints SKIP: and exits 3 where they are not usable.";
             command.join(" ")
         };
         writeln!(w, "# command {what}").map_err(io)?;
-        // Tracing first, then the snapshot: a task created in between is
-        // in both, and the story lets the trace's creation win.
+        let ftrace = inst.function_tracer();
+        println!("record: function tracer: {ftrace}");
+        writeln!(w, "# ftrace {ftrace}").map_err(io)?;
+        // A snapshot, tracing, a second snapshot: a task alive when tracing
+        // began is in one of them unless it was born and died within the
+        // /proc walk; one created after it began is in the trace too, and
+        // the story lets the trace's creation win.
+        let before = tracefs::snapshot();
         inst.on(true)?;
-        for (tid, tgid, k, comm) in tracefs::snapshot() {
+        let mut tasks = tracefs::snapshot();
+        let seen: std::collections::HashSet<i32> = tasks.iter().map(|t| t.0).collect();
+        tasks.extend(before.into_iter().filter(|t| !seen.contains(&t.0)));
+        for (tid, tgid, k, comm) in tasks {
             let kind = if k { "k" } else { "u" };
             writeln!(w, "# task {tid} {tgid} {kind} {comm}").map_err(io)?;
         }

@@ -90,6 +90,24 @@ impl Instance {
         Ok(inst)
     }
 
+    /// Whether the function tracer could show where Linux's final
+    /// `__mmdrop()` runs (its filter set to `__mmdrop`). The recorder does
+    /// not use it: the story derives the place from the switches, which
+    /// works where the filter is locked down (this VM: "Operation not
+    /// permitted").
+    pub fn function_tracer(&self) -> String {
+        let p = self.dir.join("set_ftrace_filter");
+        match fs::write(&p, "__mmdrop") {
+            Ok(()) => {
+                let _ = fs::write(&p, ""); // clear the filter again
+                "available, not used (the final drop's place is derived from the switches)".into()
+            }
+            Err(e) => format!(
+                "unavailable (writing __mmdrop to set_ftrace_filter: {e}); the final drop's place is derived from the switches"
+            ),
+        }
+    }
+
     /// `trace_marker` of the instance (workloads write ground truth there).
     pub fn marker(&self) -> PathBuf {
         self.dir.join("trace_marker")

@@ -3,17 +3,27 @@
 //! scheme's counts. The same panics for every scheme, because `Checked`
 //! checks before the scheme runs:
 //!
-//! | misuse | panic message contains |
-//! |---|---|
-//! | `mmgrab_lazy_tlb` on a CPU that is already lazy | `"which is already lazy (entered twice)"` |
-//! | `mmdrop_lazy_tlb` (or `transfer_lazy`, `lazy_shot`) on a CPU that is not lazy | `"which is not lazy (left twice, or never entered)"` |
-//! | `mmdrop_lazy_tlb` for another mm than the CPU's lazy one | `"but it is lazy on another mm"` |
-//! | a CPU id at or above `N` | `"CPU id .. out of range"` |
-//! | `cpu_dead` for a CPU still lazy on an mm | `"which is still lazy on"` |
-//! | a final drop while a CPU is still lazy on the mm | `"is still lazy on it at its final drop"` |
-//! | a lazy CPU loads its lazy mm again after switching away, without a new `mmgrab_lazy_tlb` | `"again after switching away from it while lazy"` |
+//! | misuse | `Checked`'s panic message contains | the scheme alone (debug build): panics / corrupts silently / hangs |
+//! |---|---|---|
+//! | `mmgrab_lazy_tlb` on a CPU that is already lazy | `"which is already lazy (entered twice)"` | tagged, hazard, epoch_mm / — / — |
+//! | `mmdrop_lazy_tlb` (or `transfer_lazy`, `lazy_shot`) on a CPU that is not lazy | `"which is not lazy (left twice, or never entered)"` | tagged, hazard, epoch_mm / refcount (a use-after-free) / — |
+//! | `mmdrop_lazy_tlb` for another mm than the CPU's lazy one | `"but it is lazy on another mm"` | tagged, hazard / refcount (a use-after-free) / — |
+//! | a CPU id at or above `N` | `"CPU id .. out of range"` | tagged, cached, hazard, hazard_nofence (their per-CPU table's message; haphazard and epoch_mm: an index panic) / — / — |
+//! | `cpu_dead` for a CPU still lazy on an mm | `"which is still lazy on"` | none |
+//! | a final drop while a CPU is still lazy on the mm | `"is still lazy on it at its final drop"` | none / — / hazard, hazard_nofence, haphazard (the final drop waits forever for the CPU) |
+//! | a lazy CPU loads its lazy mm again after switching away, without a new `mmgrab_lazy_tlb` | `"again after switching away from it while lazy"` | none |
 //!
-//! (`tests/misuse.rs` has the table, one test per scheme and misuse.)
+//! (`tests/misuse.rs` has the table, one test per scheme and misuse;
+//! `tests/misuse_bare.rs` measures the last column and fails when a scheme
+//! starts or stops catching a misuse.)
+//!
+//! **The policy.** A scheme alone checks only what its own state shows for
+//! free, in every build (a compare on a word it reads anyway: tagged's and
+//! the fenced hazard scheme's per-CPU word, the per-CPU tables' bounds);
+//! it adds no debug-only bookkeeping, so a debug build of the scheme is
+//! the scheme. Everything else is `Checked`'s: wrap the scheme while bringing
+//! a kernel up, and every scheme gives the same documented panic for every
+//! misuse above, where alone most would corrupt a count or hang silently.
 //!
 //! **Free while lazy.** A CPU may be lazy on an mm when its final drop
 //! begins — shootdown and its kin force it off — but not when it ends. So

@@ -93,7 +93,8 @@ fn no_grab_message_names_the_cpus() {
         "hook:     on cpu",
         "mm0's last",
         "mmput (mm_users",
-        "frees it",
+        // Where the free ran, and in which hooks.
+        "frees it in __mmput() > __mmdrop()",
         "replay:   RUSTFLAGS=\"--cfg loom\" cargo test --release --test loom -- external::",
         "--exact --nocapture",
     ] {

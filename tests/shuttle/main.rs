@@ -17,6 +17,7 @@ mod hazard;
 mod idle;
 mod loaded;
 mod rcu_mm;
+mod recorded;
 mod refcount;
 mod replay;
 mod shootdown;

@@ -14,7 +14,12 @@ use std::format;
 impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     pub(super) fn free_mm(&self, cpu: CpuId, mm: MmId) {
         let m = self.mm(mm);
-        m.events.note(cpu, Event::Frees);
+        m.events.note(
+            cpu,
+            Event::Frees {
+                within: self.cpu(cpu).hooks.raw(),
+            },
+        );
         if m.freed.add(1) != 0 {
             self.fail(Some(cpu), Some(mm), format!("double free of {mm} on {cpu}"));
         }
@@ -286,7 +291,8 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // atomic_inc(): unordered, the caller already holds a reference.
         let old = self.mm(mm).count.fetch_add(1, Relaxed);
         self.count(cpu, |s| s.shared_rmws += 1);
-        self.mm(mm).events.note(cpu, Event::Mmgrab { old });
+        let within = self.cpu(cpu).hooks.raw();
+        self.mm(mm).events.note(cpu, Event::Mmgrab { old, within });
         if old == 0 {
             self.fail(
                 Some(cpu),
@@ -302,7 +308,8 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // acquire on the last so the free happens after everyone's.
         let old = self.mm(mm).count.fetch_sub(1, AcqRel);
         self.count(cpu, |s| s.shared_rmws += 1);
-        self.mm(mm).events.note(cpu, Event::Mmdrop { old });
+        let within = self.cpu(cpu).hooks.raw();
+        self.mm(mm).events.note(cpu, Event::Mmdrop { old, within });
         if old == 0 {
             self.fail(
                 Some(cpu),

@@ -106,21 +106,31 @@ impl HookStack {
         b.checked_sub(1).and_then(|i| Hook::ALL.get(i).copied())
     }
 
+    /// The stack as one word (for an event to keep).
+    pub(super) fn raw(&self) -> usize {
+        self.0.get()
+    }
+
     /// "mmdrop_lazy_tlb > final_drop" (outermost first), or the scheduler.
     pub(super) fn describe(&self) -> String {
-        let mut v = self.0.get();
-        let mut names = std::vec::Vec::new();
-        while v != 0 {
-            let b = v & 0xff;
-            names.push(Hook::ALL.get(b - 1).map_or("?", |h| h.name()));
-            v >>= 8;
-        }
-        if names.is_empty() {
-            return String::from("the machine's scheduler, in no scheme hook");
-        }
-        names.reverse();
-        names.join(" > ")
+        describe_raw(self.0.get())
     }
+}
+
+/// A [`HookStack::raw`] word as "mmdrop_lazy_tlb > final_drop".
+fn describe_raw(raw: usize) -> String {
+    let mut v = raw;
+    let mut names = std::vec::Vec::new();
+    while v != 0 {
+        let b = v & 0xff;
+        names.push(Hook::ALL.get(b - 1).map_or("?", |h| h.name()));
+        v >>= 8;
+    }
+    if names.is_empty() {
+        return String::from("the machine's scheduler, in no scheme hook");
+    }
+    names.reverse();
+    names.join(" > ")
 }
 
 /// What happened to an mm, for its event log. Plain values: the text is
@@ -138,14 +148,16 @@ pub(super) enum Event {
     ExitMm,
     /// `mmput()`: `mm_users` went from `old`.
     Mmput { old: usize },
-    /// `mmgrab()`: `mm_count` went from `old`.
-    Mmgrab { old: usize },
-    /// `mmdrop()`: `mm_count` went from `old`.
-    Mmdrop { old: usize },
+    /// `mmgrab()`: `mm_count` went from `old`, `within` the hooks of a
+    /// [`HookStack::raw`] word (where the grab happened).
+    Mmgrab { old: usize, within: usize },
+    /// `mmdrop()`: `mm_count` went from `old`, `within` those hooks (where
+    /// a wrong drop happened, before the free it causes).
+    Mmdrop { old: usize, within: usize },
     /// `mmdrop_sched()`: the final drop waits for interrupts.
     Deferred,
-    /// `__mmdrop()` frees it.
-    Frees,
+    /// `__mmdrop()` frees it, `within` those hooks.
+    Frees { within: usize },
     /// The CPU's task of the mm sleeps, to be woken on another CPU.
     Migrates,
 }
@@ -160,11 +172,34 @@ impl core::fmt::Display for Event {
             Event::ExitMm => f.write_str("exit_mm()"),
             Event::Migrates => f.write_str("its task of the mm migrates away"),
             Event::Mmput { old } => write!(f, "mmput (mm_users {old} -> {})", to(old)),
-            Event::Mmgrab { old } => write!(f, "mmgrab (mm_count {old} -> {})", old + 1),
-            Event::Mmdrop { old } => write!(f, "mmdrop (mm_count {old} -> {})", to(old)),
+            Event::Mmgrab { old, within } => {
+                write!(
+                    f,
+                    "mmgrab (mm_count {old} -> {}){}",
+                    old + 1,
+                    inside(within)
+                )
+            }
+            Event::Mmdrop { old, within } => {
+                write!(
+                    f,
+                    "mmdrop (mm_count {old} -> {}){}",
+                    to(old),
+                    inside(within)
+                )
+            }
             Event::Deferred => f.write_str("defers its final drop (interrupts off)"),
-            Event::Frees => f.write_str("frees it"),
+            Event::Frees { within } => write!(f, "frees it{}", inside(within)),
         }
+    }
+}
+
+/// " in mmdrop_lazy_tlb > final_drop" for a non-empty hook stack.
+fn inside(raw: usize) -> String {
+    if raw == 0 {
+        String::new()
+    } else {
+        std::format!(" in {}", describe_raw(raw))
     }
 }
 

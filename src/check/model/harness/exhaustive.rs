@@ -134,18 +134,24 @@ impl LoomCheck {
             test_name()
         );
         let start = Instant::now();
-        b.check(move || {
-            let n = counter.add(1) + 1;
-            if let Some(label) = &progress {
-                if n % 5000 == 0 {
-                    std::eprintln!("  {label}: {n} executions...");
+        let max_branches = self.max_branches;
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            b.check(move || {
+                let n = counter.add(1) + 1;
+                if let Some(label) = &progress {
+                    if n % 5000 == 0 {
+                        std::eprintln!("  {label}: {n} executions...");
+                    }
                 }
-            }
-            let stats = run_machine(make(), scenario.clone(), setup, &replay);
-            deferred_sum.add(stats.deferred_drops as usize);
-            frees_sum[0].add(stats.frees as usize);
-            frees_sum[1].add(stats.frees_without_shootdown as usize);
-        });
+                let stats = run_machine(make(), scenario.clone(), setup, &replay);
+                deferred_sum.add(stats.deferred_drops as usize);
+                frees_sum[0].add(stats.frees as usize);
+                frees_sum[1].add(stats.frees_without_shootdown as usize);
+            })
+        }));
+        if let Err(payload) = checked {
+            branch_limit_hint(payload, max_branches);
+        }
         LoomReport {
             preemption_bound,
             executions: executions.get(),
@@ -154,6 +160,26 @@ impl LoomCheck {
             frees_without_shootdown: frees[1].get(),
             elapsed: start.elapsed(),
         }
+    }
+}
+
+/// Re-raises a failed check's panic; when loom stopped on its branch limit,
+/// with what to do about it.
+fn branch_limit_hint(payload: std::boxed::Box<dyn core::any::Any + Send>, max: usize) -> ! {
+    let msg = payload
+        .downcast_ref::<std::string::String>()
+        .map(|s| s.as_str())
+        .or_else(|| payload.downcast_ref::<&str>().copied());
+    match msg {
+        Some(m) if m.contains("maximum number of branches") => panic!(
+            "{m}\n  lazymm: loom stopped on its branch limit ({max} branches per execution), \
+             not on a bug the oracle saw. A wait loop that writes (swap, fetch_add, \
+             compare_exchange) on every round adds a branch each round: load first and \
+             write only when the load says so, and yield with \
+             lazymm::check::sync::spin_loop() between rounds. If the execution is just \
+             long, raise the limit: LoomCheck::new(bound).max_branches(n)."
+        ),
+        _ => std::panic::resume_unwind(payload),
     }
 }
 

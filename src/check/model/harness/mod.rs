@@ -29,6 +29,25 @@
 //! it is exhaustive and deterministic, so rerunning the same test fails on
 //! the same execution.
 //!
+//! # Your own kernel code under loom: the branch limit
+//!
+//! loom bounds the branches (scheduling points) of one execution: 1,000 by
+//! loom's default, `LoomCheck::MAX_BRANCHES` (100,000) in `LoomCheck`,
+//! whose idle CPUs wait while others work. Kernel code run under your own
+//! `loom::model` (through [`crate::lazymm_static!`]) meets the default first,
+//! and a wait loop that *writes* on every round never ends within any limit
+//! under loom: each `swap` or `fetch_add` is a new branch, and loom keeps
+//! scheduling the spinner. The pattern that works is the kernel's own
+//! test-and-test-and-set: load until the load says the write can succeed,
+//! then write once; yield with [`spin_loop`](crate::check::sync::spin_loop)
+//! between rounds (a loom yield). An IPI handler that serves requests in a
+//! loop reads the pending word, then takes it with one `swap`. Raise the
+//! limit only for executions that are long, not for spinning ones:
+//! `LoomCheck::new(bound).max_branches(n)`, or
+//! `loom::model::Builder::max_branches` in your own model. When loom stops
+//! on the limit inside `LoomCheck::run`, the panic says so after loom's own
+//! message, with this advice.
+//!
 //! # When a check fails
 //!
 //! It panics with the oracle's line first (`"use-after-free of mm0: ..."`,

@@ -289,9 +289,9 @@ impl ShuttleCheck {
                 let counts = std::sync::Arc::new(Counts::default());
                 let exec = self.counted_execution(std::sync::Arc::clone(&make), counts.clone());
                 let start = Instant::now();
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let run = quietly(|| {
                     run_scheduler(scheduler, self.iterations, self.config.clone(), exec)
-                }));
+                });
                 let executions = run.unwrap_or_else(|payload| {
                     // The execution that failed is the last one started.
                     let token = replay_token(scheduler, counts.started.get() - 1);
@@ -328,6 +328,32 @@ impl ShuttleCheck {
         let exec = self.counted_execution(std::sync::Arc::new(make), std::sync::Arc::default());
         run_scheduler(scheduler, iteration + 1, self.config.clone(), exec);
     }
+}
+
+std::thread_local! {
+    /// Set while this thread runs shuttle executions whose panic the
+    /// harness re-raises with the replay line.
+    static QUIET: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching its panic, with the panic hook silent on this thread
+/// meanwhile: the oracle's report is printed once, by the re-raised panic
+/// that carries the replay line, not also when the execution panics.
+/// (Shuttle still prints its own schedule.)
+fn quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(std::boxed::Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    r
 }
 
 /// Executions started, context switches and deferred drops of one run.
