@@ -79,6 +79,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 step "MSRV (Cargo.toml rust-version): the library on the oldest supported Rust"
 ci/msrv.sh
 
+step "API compatibility with the last release tag (ci/semver.sh; SKIP before the first tag)"
+ci/semver.sh
+
 step "no_std build for x86_64-unknown-none"
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none \
   || rustup target add x86_64-unknown-none; then

@@ -38,7 +38,9 @@
 //!   atomics facade ([`check::sync`]: loom under `--cfg loom`, shuttle under
 //!   `--cfg lazymm_shuttle`, core's atomics otherwise), the `bug_` switches
 //!   ([`check::bugs`]), and (feature `model`) the simulated machines, their
-//!   oracles and the harness for schemes of your own (`check::model`).
+//!   oracles and the harness for schemes of your own (`check::model`; its
+//!   `harness::explore` runs your own kernel code under the build's
+//!   checker).
 //!
 //! ## Guide: from "my kernel does Linux-style lazy TLB" to a verified scheme
 //!
@@ -212,6 +214,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod bugs;
 pub mod check;
 pub mod cpu;
 pub mod lazy;

@@ -127,15 +127,15 @@ pub use imp::*;
 /// The checkers' drivers, for `model::harness` (so that this file stays the
 /// only one naming loom and shuttle): loom's model builder.
 #[cfg(loom)]
-pub mod checker {
+pub(crate) mod checker {
     pub use loom::model::Builder;
 }
 
 /// The checkers' drivers, for `model::harness`: shuttle's runner, config,
 /// schedulers and randomness.
 #[cfg(lazymm_shuttle)]
-pub mod checker {
-    pub use shuttle::{rand, scheduler, Config, FailurePersistence, Runner};
+pub(crate) mod checker {
+    pub use shuttle::{rand, scheduler, Config, Runner};
 }
 
 /// `smp_mb()`: a full barrier, `fence(SeqCst)`.
@@ -321,7 +321,7 @@ mod plain_cell {
 /// Under loom and shuttle every simulated thread runs on one OS thread, so
 /// these plain atomics record the order in which the checker scheduled the
 /// steps. They are `Relaxed` on purpose: they carry facts, not synchronization.
-pub mod shadow {
+pub(crate) mod shadow {
     use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
     /// An uninstrumented counter / word for the oracle.
@@ -347,11 +347,6 @@ pub mod shadow {
         #[inline]
         pub fn add(&self, v: usize) -> usize {
             self.0.fetch_add(v, Relaxed)
-        }
-        /// Subtracts `v`, returning the old value.
-        #[inline]
-        pub fn sub(&self, v: usize) -> usize {
-            self.0.fetch_sub(v, Relaxed)
         }
     }
 

@@ -61,12 +61,13 @@
 //!
 //! Source: seed 002, reference §7.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};
 use crate::lazy::MmHandle;
 use crate::sync::{fence, smp_mb, smp_mb_after_atomic, AtomicUsize, Ordering::*};
 
 /// Known-bad variants of the walker protocol.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// The sync side runs `smp_rmb()` (an acquire fence) instead of a full

@@ -21,8 +21,19 @@ pub mod model;
 #[cfg(feature = "model")]
 pub mod trace;
 
-/// The atomics facade (re-exported from the crate's private atomics layer,
-/// the only file that names the checkers or `core`'s atomics).
+/// The atomics facade, re-exported from the crate's private atomics layer
+/// (the only file that names the checkers or `core`'s atomics).
+///
+/// A deliberate, small public surface for a kernel's own state that is
+/// checked together with a scheme: the atomics and `Ordering`, `fence`,
+/// [`smp_mb`](sync::smp_mb), [`spin_loop`](sync::spin_loop), `UnsafeCell`,
+/// [`CHECKED`](sync::CHECKED), the statics macros
+/// ([`crate::lazymm_static!`]), and `thread` (`spawn`, `Arc`: the threads
+/// of the build's checker, for a test that runs a kernel's CPUs). The
+/// oracle's uninstrumented words and the checkers' drivers stay private: to
+/// run your own code under the build's checker, call
+/// [`model::harness::explore`]
+/// (feature `model`).
 pub mod sync {
     pub use crate::sync::*;
 }

@@ -51,12 +51,13 @@
 //!   cache; a CPU that goes to the kernel's own mm (CPU down, a shootdown)
 //!   keeps its reference forever: leak.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering::Relaxed};
 
 /// The known-bad variants of [`Cached`].
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// Leave lazy drops the cached reference but keeps the cache word.

@@ -51,7 +51,7 @@
 //! deferred closure) and its collector is not `const`.
 
 use super::owned::CpuOwned;
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::CpuId;
 use crate::lazy::{Kernel, LazyMm};
 use crate::sync::{AtomicBool, Ordering::*};
@@ -61,6 +61,7 @@ use std::boxed::Box;
 use std::sync::Arc;
 
 /// Known-bad variants of the scheme.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// A lazy CPU holds no pin: idle counts as quiescent (van Riel's

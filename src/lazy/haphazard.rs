@@ -63,7 +63,7 @@
 //! something" for "my mm was reclaimed" — wrong when final drops cross).
 
 use super::owned::CpuOwned;
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{spin_loop, AtomicBool, AtomicUsize, Ordering::*};
@@ -75,6 +75,7 @@ use std::boxed::Box;
 use std::vec::Vec;
 
 /// Known-bad variants of the scheme.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// The final drop retires the mm and returns at once.

@@ -30,7 +30,7 @@
 //!
 //! Source: seed 004 (Torvalds' reply), reference §1.10, §1.12 #5, §4.5.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask, PerCpu};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering::*};
@@ -39,6 +39,7 @@ use crate::sync::{AtomicUsize, Ordering::*};
 pub const SWITCHING: usize = 1;
 
 /// The known-bad variants of [`LoadedMm`].
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// The final drop treats `SWITCHING` as "not this mm" (CVE-2025-37964).

@@ -63,12 +63,13 @@
 //! `bug_gp_one_short` and `bug_no_wait` (a callback run before its grace
 //! period ends) through `RcuMm::with_rcu_bug` (checker builds).
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask};
 use crate::lazy::{Kernel, LazyMm};
 use crate::reclaim::rcu::Rcu;
 
 /// Known-bad variants of the scheme.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// RCU's usual rule: a lazy (idle, kernel-thread) CPU is quiescent.

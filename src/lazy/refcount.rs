@@ -38,11 +38,12 @@
 //! (`context_switch()`, `finish_task_switch()`), Piggin's shoot-lazies series
 //! (v6.4), reference §1.2–1.5.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::CpuId;
 use crate::lazy::{Kernel, LazyMm};
 
 /// The known-bad variants of [`Refcount`].
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// Drop the lazy reference before the CPU's last use of the mm.

@@ -147,12 +147,13 @@
 //!
 //! Source: seed 001 (the mockup and its replies), reference §2.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask, PerCpu};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
 use crate::sync::{AtomicUsize, Ordering, Ordering::*};
 
 /// The known-bad variants of [`Tagged`] and `TaggedV2`.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// The enter-lazy store is relaxed (use-after-free: a fixup that reads a

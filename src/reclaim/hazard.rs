@@ -43,11 +43,12 @@
 //!
 //! Source: seed 004, reference §4.1–4.4 and §4.6.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};
-use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering::*};
+use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering, Ordering::*};
 
 /// The known-bad variants of the domain and of [`HazardLazy`](crate::lazy::hazard::HazardLazy).
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// No full barrier between publishing and re-validating.
@@ -95,6 +96,23 @@ pub enum Bug {
     /// fence for it), so the object's initialisation is visible anyway —
     /// the fresh-object model passes with it (`tests/loom/hazard.rs`).
     RelaxedRevalidate,
+}
+
+/// The word [`HazardDomain::try_protect`] reads the address to protect
+/// from: where a writer publishes objects. Implemented for the atomics
+/// layer's `AtomicUsize` (`core`'s in a kernel build, the checker's under
+/// loom and shuttle), so the domain's signatures name no facade type.
+pub trait Source {
+    /// The published address, loaded with `order`.
+    fn load_addr(&self, order: Ordering) -> usize;
+}
+
+impl Source for AtomicUsize {
+    #[inline]
+    fn load_addr(&self, order: Ordering) -> usize {
+        // The ordering is the caller's (try_protect documents each).
+        self.load(order)
+    }
 }
 
 /// Why [`HazardDomain::try_protect`] failed.
@@ -252,9 +270,9 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
 
     /// `hazptr_load_try_protect()`: reads `src`, publishes what it read,
     /// re-validates `src` after a full barrier, and retries while it changed.
-    pub fn try_protect(&self, cpu: CpuId, src: &AtomicUsize) -> Result<Protected, ProtectError> {
+    pub fn try_protect(&self, cpu: CpuId, src: &impl Source) -> Result<Protected, ProtectError> {
         // Relaxed: the re-validating load below is the one we trust.
-        let mut addr = src.load(Relaxed);
+        let mut addr = src.load_addr(Relaxed);
         loop {
             let p = self.protect(cpu, addr)?;
             if self.bug().is(Bug::NoRevalidate) {
@@ -269,7 +287,7 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
             } else {
                 Acquire
             };
-            let again = src.load(order);
+            let again = src.load_addr(order);
             if again == addr {
                 return Ok(p);
             }

@@ -50,11 +50,12 @@
 //!
 //! Source: reference §5 and §7.1 (sched-RCU and interrupts-off walkers).
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};
 use crate::sync::{smp_mb, smp_mb_after_atomic, AtomicBool, AtomicUsize, Ordering::*};
 
 /// Known-bad variants of the grace-period machinery.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// [`Rcu::snap`] returns `(gp_seq + 2) & !1`: a GP already running counts

@@ -71,10 +71,11 @@
 //!
 //! Source: seed 003, reference §6.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::sync::{AtomicBool, AtomicU32, Ordering::*};
 
 /// Known-bad variants.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// Gorman's original `bool tlb_flush_batched`.

@@ -59,7 +59,7 @@
 //!
 //! Source: seed 000, reference §1.9–1.13.
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};
 use crate::lazy::MmHandle;
 use crate::sync::{
@@ -92,6 +92,7 @@ impl<M: MmHandle> FlushScope<M> {
 }
 
 /// Known-bad variants.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
     /// `83b0177a6c48`: no `smp_mb()` between the `loaded_mm` store and the

@@ -153,36 +153,15 @@ adopt!(
     lazymm::lazy::rcu_mm::RcuMm::new()
 );
 
-/// A plain build runs the boot once on real threads.
-#[cfg(not(any(loom, lazymm_shuttle)))]
+/// The boot under the build's checker (`harness::explore`): once on real
+/// threads in a plain build, every interleaving at bound 2 under loom,
+/// 200 PCT schedules under shuttle.
 fn run(f: impl Fn() + Send + Sync + 'static) {
-    f();
-}
-
-/// loom explores every interleaving of the boot (bound 2).
-#[cfg(loom)]
-fn run(f: impl Fn() + Send + Sync + 'static) {
-    let executions = std::sync::Arc::new(lazymm::check::sync::shadow::Shadow::new(0));
-    let n = std::sync::Arc::clone(&executions);
-    let mut b = lazymm::check::sync::checker::Builder::new();
-    b.preemption_bound = Some(2);
-    b.check(move || {
-        n.add(1);
-        f()
-    });
-    eprintln!("loom adoption: {} executions", executions.get());
-    assert!(executions.get() > 1, "loom explored one interleaving only");
-}
-
-/// shuttle: PCT at depth 2, 200 schedules.
-#[cfg(all(lazymm_shuttle, not(loom)))]
-fn run(f: impl Fn() + Send + Sync + 'static) {
-    use lazymm::check::sync::checker::{scheduler::PctScheduler, Config, Runner};
-    Runner::new(
-        PctScheduler::new_from_seed(0xad07, 2, 200),
-        Config::default(),
-    )
-    .run(f);
+    let executions = lazymm::check::model::harness::explore(2, 200, f);
+    if cfg!(loom) {
+        eprintln!("loom adoption: {executions} executions");
+        assert!(executions > 1, "loom explored one interleaving only");
+    }
 }
 
 #[path = "../external_schemes/mod.rs"]

@@ -56,7 +56,7 @@
 //!   was never freed"** for any mm not freed exactly once.
 //!
 //! The oracle's ground truth (which CPU has which mm loaded, how often each
-//! mm was freed) is kept in [`crate::sync::shadow`] words, which no checker
+//! mm was freed) is kept in shadow words (uninstrumented atomics), which no checker
 //! sees: they record the order in which the checker scheduled the steps.
 //!
 //! # Limits
@@ -83,7 +83,7 @@ pub use replay::ReplayPlan;
 pub use scenario::{Op, Scenario, SplitMix};
 pub use types::{CpuState, MachineBug, MmId, Stats, Task};
 
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId};
 use crate::lazy::deferred::DeferredDrops;
 use crate::lazy::switch::{self, CpuMm, SwitchHook, SwitchMm, Switched};

@@ -6,7 +6,7 @@
 use super::MachineBug;
 use super::{Machine, Scenario};
 #[cfg(lazymm_bugs)]
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::lazy::LazyMm;
 
 impl<S: LazyMm + Send + Sync + 'static> Machine<S> {

@@ -39,7 +39,7 @@
 //!   panics with **"stale LDT: ..."**.
 //!
 //! Ground truth (required versions) lives in uninstrumented
-//! [`crate::sync::shadow::Shadow`] words; page-table contents in
+//! shadow words; page-table contents in
 //! atomics, so under loom a CPU that fills its TLB without being ordered
 //! after a change may read the old PTE — which the oracle then flags.
 
@@ -48,7 +48,7 @@ pub use ops::{TlbOp, TlbScenario, TlbStats};
 
 use super::mailbox::Mailboxes;
 use super::MmId;
-use crate::check::bugs::BugSwitch;
+use crate::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet};
 use crate::platform::{CpuPin, LocalTlb};
 use crate::sync::shadow::Shadow;

@@ -77,27 +77,7 @@ impl LoomCheck {
         self
     }
 
-    /// Switches on a known bug of the machine's own kernel code.
-    pub fn machine_bug(mut self, bug: MachineBug) -> Self {
-        self.setup.bug = Some(bug);
-        self
-    }
-
-    /// Final drops reached in an interrupts-off hook wait for the CPU's next
-    /// interrupts-enabled point (`Machine::with_deferred_drops`, the
-    /// `mmdrop_sched()` shape of [`crate::lazy::deferred`]).
-    pub fn deferred_drops(mut self) -> Self {
-        self.setup.deferred_drops = true;
-        self
-    }
-
-    /// The oracle's copy of each CPU's page-table base is a checker atomic
-    /// (`Machine::with_visible_loads`): loom then also preempts a CPU
-    /// between a scheme hook and its page-table load.
-    pub fn visible_loads(mut self) -> Self {
-        self.setup.visible_loads = true;
-        self
-    }
+    super::machine_setup_setters!();
 
     /// Prints `label` and the count every 5,000 executions (to stderr).
     pub fn progress(mut self, label: impl Into<std::string::String>) -> Self {

@@ -384,6 +384,55 @@ where
     Some(runs)
 }
 
+/// Runs `f` — your own kernel code, with its statics in
+/// [`crate::lazymm_static!`] — under the build's checker, without a loom or
+/// shuttle dependency of your own: every interleaving up to `loom_bound`
+/// preemptions under `--cfg loom` (loom's branch limit raised to
+/// `LoomCheck::MAX_BRANCHES`); `shuttle_schedules` PCT schedules at depth 2
+/// (fixed seed) under `--cfg lazymm_shuttle`; once on real threads
+/// otherwise. Returns the executions run; panics with the first failing
+/// one's panic. What the crate's own checks use for schemes is
+/// `LoomCheck` / `ShuttleCheck` (the simulated machine and its oracle);
+/// this is for code that has its own checks.
+pub fn explore<F>(loom_bound: usize, shuttle_schedules: usize, f: F) -> usize
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    #[cfg(loom)]
+    {
+        let _ = shuttle_schedules;
+        let executions = std::sync::Arc::new(crate::sync::shadow::Shadow::new(0));
+        let n = std::sync::Arc::clone(&executions);
+        let mut b = crate::sync::checker::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(loom_bound);
+        }
+        b.max_branches = 100_000;
+        b.check(move || {
+            n.add(1);
+            f()
+        });
+        executions.get()
+    }
+    #[cfg(all(lazymm_shuttle, not(loom)))]
+    {
+        let _ = loom_bound;
+        use crate::sync::checker::{scheduler::PctScheduler, Config, Runner};
+        Runner::new(
+            PctScheduler::new_from_seed(0xad07, 2, shuttle_schedules),
+            Config::default(),
+        )
+        .run(f);
+        shuttle_schedules
+    }
+    #[cfg(not(any(loom, lazymm_shuttle)))]
+    {
+        let _ = (loom_bound, shuttle_schedules);
+        f();
+        1
+    }
+}
+
 /// How a check sets up each execution's machine.
 #[cfg(any(loom, lazymm_shuttle))]
 #[derive(Clone, Copy, Debug, Default)]
@@ -392,6 +441,37 @@ struct MachineSetup {
     deferred_drops: bool,
     visible_loads: bool,
 }
+
+/// The setters of a check's [`MachineSetup`] (a `setup` field), written
+/// once for `LoomCheck` and `ShuttleCheck`.
+#[cfg(any(loom, lazymm_shuttle))]
+macro_rules! machine_setup_setters {
+    () => {
+        /// Switches on a known bug of the machine's own kernel code.
+        pub fn machine_bug(mut self, bug: MachineBug) -> Self {
+            self.setup.bug = Some(bug);
+            self
+        }
+
+        /// Final drops reached in an interrupts-off hook wait for the CPU's
+        /// next interrupts-enabled point (`Machine::with_deferred_drops`,
+        /// the `mmdrop_sched()` shape of [`crate::lazy::deferred`]).
+        pub fn deferred_drops(mut self) -> Self {
+            self.setup.deferred_drops = true;
+            self
+        }
+
+        /// The oracle's copy of each CPU's page-table base is a checker
+        /// atomic (`Machine::with_visible_loads`): the checker then also
+        /// preempts a CPU between a scheme hook and its page-table load.
+        pub fn visible_loads(mut self) -> Self {
+            self.setup.visible_loads = true;
+            self
+        }
+    };
+}
+#[cfg(any(loom, lazymm_shuttle))]
+use machine_setup_setters;
 
 /// Runs `scenario` on a fresh machine with the scheme `make` builds: the
 /// body of one checker execution. Returns the machine's counters.

@@ -191,18 +191,7 @@ impl ShuttleCheck {
         self
     }
 
-    /// Switches on a known bug of the machine's own kernel code.
-    pub fn machine_bug(mut self, bug: MachineBug) -> Self {
-        self.setup.bug = Some(bug);
-        self
-    }
-
-    /// Final drops reached in an interrupts-off hook wait for the CPU's next
-    /// interrupts-enabled point (`Machine::with_deferred_drops`).
-    pub fn deferred_drops(mut self) -> Self {
-        self.setup.deferred_drops = true;
-        self
-    }
+    super::machine_setup_setters!();
 
     /// shuttle's `Config` (e.g. `failure_persistence` to write failing
     /// schedules to files).
