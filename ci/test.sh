@@ -70,8 +70,15 @@ step "shuttle: 8 CPUs, 4 mms (LAZYMM_SHUTTLE_ITERS=${LAZYMM_SHUTTLE_ITERS:-1000}
 RUSTFLAGS="--cfg lazymm_shuttle" CARGO_TARGET_DIR=target/shuttle run_summarized '(^|\.\.\. )shuttle |test result' \
   cargo test --release --test shuttle -- --nocapture --test-threads="$jobs"
 
-step "cargo doc (warnings denied)"
+step "cargo doc (warnings denied): default features, and a kernel's --no-default-features build (no broken link, no Bug type)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+test -f target/doc/lazymm/check/model/harness/struct.LoomCheck.html \
+  && test -f target/doc/lazymm/check/model/harness/struct.ShuttleCheck.html \
+  || { echo "cargo doc does not show LoomCheck and ShuttleCheck"; exit 1; }
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features --target-dir target/doc-kernel
+if find target/doc-kernel/doc/lazymm -name 'enum.Bug.html' | grep .; then
+  echo "a Bug type is in the kernel-facing docs (above)"; exit 1
+fi
 
 # `cargo bench --no-run` is not repeated here: clippy --all-targets above
 # type-checks every bench, and the benches' own runs are BENCHMARKS.md's.

@@ -138,6 +138,79 @@ pub(crate) mod checker {
     pub use shuttle::{rand, scheduler, Config, Runner};
 }
 
+/// Stand-ins for the checkers' drivers in a documentation build, so that
+/// `cargo doc` renders `LoomCheck`, `ShuttleCheck` and their reports (the
+/// harness's checker side is compiled only under `--cfg loom` /
+/// `--cfg lazymm_shuttle` otherwise). Never compiled into anything that
+/// runs: rustdoc only type-checks it.
+#[cfg(all(doc, not(any(loom, lazymm_shuttle))))]
+pub(crate) mod checker {
+    const WHY: &str =
+        "lazymm: the checkers' drivers exist only under --cfg loom / --cfg lazymm_shuttle";
+
+    /// loom's `model::Builder` (under `--cfg loom`).
+    #[derive(Debug, Default)]
+    pub struct Builder {
+        pub preemption_bound: Option<usize>,
+        pub max_branches: usize,
+    }
+    impl Builder {
+        pub fn new() -> Self {
+            Self::default()
+        }
+        pub fn check<F: Fn() + Sync + Send + 'static>(&self, _f: F) {
+            unreachable!("{WHY}")
+        }
+    }
+
+    /// shuttle's `Config` (under `--cfg lazymm_shuttle`).
+    #[derive(Clone, Debug, Default)]
+    pub struct Config;
+
+    /// shuttle's `Runner`.
+    pub struct Runner;
+    impl Runner {
+        pub fn new<S>(_scheduler: S, _config: Config) -> Self {
+            Runner
+        }
+        pub fn run<F: Fn() + Send + Sync + 'static>(self, _f: F) -> usize {
+            unreachable!("{WHY}")
+        }
+    }
+
+    /// shuttle's schedulers.
+    pub mod scheduler {
+        pub struct PctScheduler;
+        impl PctScheduler {
+            pub fn new_from_seed(_seed: u64, _depth: usize, _iterations: usize) -> Self {
+                PctScheduler
+            }
+        }
+        pub struct RandomScheduler;
+        impl RandomScheduler {
+            pub fn new_from_seed(_seed: u64, _iterations: usize) -> Self {
+                RandomScheduler
+            }
+        }
+    }
+
+    /// shuttle's randomness.
+    pub mod rand {
+        pub trait RngCore {
+            fn next_u64(&mut self) -> u64;
+        }
+        pub struct ThreadRng;
+        impl RngCore for ThreadRng {
+            fn next_u64(&mut self) -> u64 {
+                unreachable!("{}", super::WHY)
+            }
+        }
+        pub fn thread_rng() -> ThreadRng {
+            ThreadRng
+        }
+    }
+}
+
 /// `smp_mb()`: a full barrier, `fence(SeqCst)`.
 ///
 /// loom models SeqCst fences exactly (it does not model SeqCst accesses), so

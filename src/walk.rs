@@ -34,14 +34,13 @@
 //! served after it) but orders a walk that the sync sees *ending* before the
 //! free: the sync's load of 0 then acquires the walk.
 //!
-//! Evidence (`tests/loom/walk.rs`, the walker machine of [`crate::check::model`]'s
-//! `walk` module): targeted, broadcast, RCU-deferred and "the flush already
+//! Evidence (`tests/loom/walk.rs`, the walker machine of
+//! `lazymm::check::model::walk`): targeted, broadcast, RCU-deferred and "the flush already
 //! IPI'd" syncs pass; `bug_sync_rmb` ([`Bug::SyncRmb`]), `bug_no_walker_fence`
 //! ([`Bug::NoWalkerFence`]) and `bug_skip_sync_without_ipi`
 //! ([`Bug::SkipSyncWithoutIpi`]) fail with the oracle's
-//! "use-after-free of page-table page" message. Bounds: 2 CPUs at
-//! preemption bound 4 (15,080 executions for the targeted sync), two
-//! walkers and a collapser at bound 2 (71,410).
+//! "use-after-free of page-table page" message: 2 CPUs, and two walkers
+//! and a collapser (VERIFICATION.md has the bounds and counts).
 //!
 //! # Cost
 //!
@@ -59,7 +58,8 @@
 //! arm64 TLBI) or a paravirt hypercall interrupts nobody, so the sync must
 //! stay — the bug variant that skips it anyway is rejected.
 //!
-//! Source: seed 002, reference §7.
+//! Source: the "targeted sync IPIs for lockless page-table walkers" series
+//! (LKML, v1–v7) and Linux `mm/gup.c` (GUP-fast).
 
 use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};

@@ -376,7 +376,7 @@ mod probe {
 
     mod hazard {
         use super::*;
-        use lazymm::lazy::hazard::Bug;
+        use lazymm::reclaim::hazard::Bug;
 
         fn domain(bug: Bug) {
             exit_on_panic();

@@ -8,12 +8,12 @@
 //!   atomics under `--cfg loom`, shuttle's under `--cfg lazymm_shuttle`,
 //!   `core`'s otherwise; its `thread` module gives the checkers' threads,
 //!   and [`CHECKED`](sync::CHECKED) says whether a checker is in use.
-//! * [`model`] (feature `model`) — the simulated machines (lazy mm, TLB,
-//!   walkers), their oracles, and [`model::harness`], which runs a scheme of
+//! * `model` (feature `model`) — the simulated machines (lazy mm, TLB,
+//!   walkers), their oracles, and `model::harness`, which runs a scheme of
 //!   your own under loom or shuttle in one call.
-//! * [`trace`] (feature `model`) — real workloads: a Linux trace parsed,
+//! * `trace` (feature `model`) — real workloads: a Linux trace parsed,
 //!   reconstructed as the lazy-mm story, checked against ground truth, and
-//!   replayed through the schemes ([`model::ReplayPlan`]).
+//!   replayed through the schemes (`model::ReplayPlan`).
 
 pub mod bugs;
 #[cfg(feature = "model")]
@@ -32,7 +32,7 @@ pub mod trace;
 /// of the build's checker, for a test that runs a kernel's CPUs). The
 /// oracle's uninstrumented words and the checkers' drivers stay private: to
 /// run your own code under the build's checker, call
-/// [`model::harness::explore`]
+/// `model::harness::explore`
 /// (feature `model`).
 pub mod sync {
     pub use crate::sync::*;

@@ -1,4 +1,4 @@
-//! van Riel's per-CPU cached lazy reference (2018, seed 000): "keep that
+//! van Riel's per-CPU cached lazy reference (2018): "keep that
 //! refcount on a per cpu basis from the time we first switch to that mm in
 //! lazy tlb mode, to when we switch the CPU to a different mm".
 //!

@@ -1,4 +1,4 @@
-//! The hazard-pointer lazy-mm scheme (Desnoyers 2024, seed 004), on the
+//! The hazard-pointer lazy-mm scheme (Desnoyers 2024), on the
 //! per-CPU hazard domain of [`crate::reclaim::hazard`].
 //!
 //! # Protocol
@@ -82,12 +82,46 @@
 //!   full barrier (`smp_mb__after_spinlock()` in `__schedule()`), not from
 //!   this scheme. The same loom and shuttle scenarios check both variants.
 //!
-//! Source: seed 004, reference §4.1–4.4 and §4.6.
+//! Source: Mathieu Desnoyers' "sched: Hazard pointers for lazy mm" RFC
+//! series (v1–v3, 2024) and its LKML review.
 
+use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask};
 use crate::lazy::{Kernel, LazyMm, MmHandle};
-pub use crate::reclaim::hazard::Bug;
-use crate::reclaim::hazard::{HazardDomain, ScanContext};
+use crate::reclaim::hazard::{Bug as DomainBug, HazardDomain, ScanContext};
+
+/// The known-bad variants of [`HazardLazy`]: its domain's
+/// ([`crate::reclaim::hazard::Bug`], through [`Bug::Domain`] or `From`),
+/// and the fence-free switch's own.
+#[cfg_attr(not(lazymm_bugs), doc(hidden))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// A known bug of the hazard domain.
+    Domain(DomainBug),
+    /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence) clears
+    /// its slot in `switching_mm()`, before the CPU loads the next mm,
+    /// instead of in `switched_mm()` after: a final drop's scan can read the
+    /// slot empty and free the mm while the CPU still has it loaded. (The
+    /// models reach it with a lazy CPU leaving for another mm; a slot kept
+    /// across an unlazy cannot race a final drop there, its task still
+    /// holding `mm_users`.)
+    ClearBeforeLoad,
+    /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence) does
+    /// not clear a kept slot in `switched_mm()` when the CPU switches away
+    /// from the mm, only when it leaves lazy for another mm
+    /// (`mmdrop_lazy_tlb`'s safety net). A live task preempted by a task of
+    /// another mm leaves the slot holding its mm; if the task then migrates
+    /// and the mm dies elsewhere, the final drop's scan waits for a CPU
+    /// that stays in user mode: a livelock, which only the preemption and
+    /// migration scenarios reach (`harness::preempt_migrate_stay_user`).
+    NoClearOnSwitchAway,
+}
+
+impl From<DomainBug> for Bug {
+    fn from(b: DomainBug) -> Self {
+        Bug::Domain(b)
+    }
+}
 use crate::sync::smp_mb;
 
 /// The hazard-pointer lazy-mm scheme (Desnoyers 2024): one slot per CPU
@@ -98,6 +132,7 @@ use crate::sync::smp_mb;
 /// `false` is [`HazardLazyNoFence`] (module docs).
 pub struct HazardLazy<const N: usize, const FENCED: bool = true> {
     domain: HazardDomain<N, 1>,
+    bug: BugSwitch<Bug>,
 }
 
 /// [`HazardLazy`] without its own barriers on the switch path (module
@@ -114,15 +149,25 @@ impl<const N: usize, const FENCED: bool> HazardLazy<N, FENCED> {
     crate::const_fn! {
         /// No CPU lazy.
         pub fn new() -> Self {
-            Self { domain: HazardDomain::new() }
+            Self {
+                domain: HazardDomain::new(),
+                bug: BugSwitch::off(),
+            }
         }
     }
 
-    /// The scheme with a known bug of its domain switched on.
+    /// The scheme with a known bug switched on: its domain's, or its own.
     #[cfg(lazymm_bugs)]
-    pub fn with_bug(bug: Bug) -> Self {
-        Self {
-            domain: HazardDomain::with_bug(bug),
+    pub fn with_bug(bug: impl Into<Bug>) -> Self {
+        match bug.into() {
+            Bug::Domain(b) => Self {
+                domain: HazardDomain::with_bug(b),
+                bug: BugSwitch::off(),
+            },
+            own => Self {
+                domain: HazardDomain::new(),
+                bug: BugSwitch::on(own),
+            },
         }
     }
 
@@ -153,7 +198,7 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
         crate::lazy::check_sizes::<K, N>();
         // mmgrab_lazy_tlb(): smp_mb(); publish. "Only a single lazy mm per
         // CPU": a full slot is a misuse.
-        if FENCED && !self.domain.bug().is(Bug::NoPublishFence) {
+        if FENCED && !self.domain.bug().is(DomainBug::NoPublishFence) {
             // Pairs with the scan's smp_mb() (membarrier in Linux; see the
             // module docs for why existence does not need it).
             smp_mb();
@@ -203,7 +248,7 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
         _prev: Option<K::Mm>,
         next: Option<K::Mm>,
     ) {
-        if !FENCED && self.domain.bug().is(Bug::ClearBeforeLoad) {
+        if !FENCED && self.bug.is(Bug::ClearBeforeLoad) {
             // BUG: the CPU still has the kept mm loaded.
             self.clear_kept(cpu, next);
         }
@@ -217,7 +262,7 @@ impl<const N: usize, const FENCED: bool> LazyMm for HazardLazy<N, FENCED> {
         _prev: Option<K::Mm>,
         next: Option<K::Mm>,
     ) {
-        let bug = self.domain.bug();
+        let bug = self.bug;
         if !FENCED && !bug.is(Bug::ClearBeforeLoad) && !bug.is(Bug::NoClearOnSwitchAway) {
             self.clear_kept(cpu, next);
         }

@@ -1,5 +1,5 @@
-//! Torvalds' "no refcount at all, `loaded_mm` is the truth" (Oct 2024,
-//! seed 004).
+//! Torvalds' "no refcount at all, `loaded_mm` is the truth" (LKML,
+//! October 2024).
 //!
 //! # Protocol
 //!
@@ -28,7 +28,8 @@
 //! at every final drop, one load per possible CPU plus an IPI per CPU still
 //! on the mm (Joel Fernandes' objection: x86 refcounting needed none).
 //!
-//! Source: seed 004 (Torvalds' reply), reference §1.10, §1.12 #5, §4.5.
+//! Source: Linus Torvalds' reply in the hazard-pointer lazy-mm thread
+//! (LKML, 2024): "`loaded_mm` is the truth".
 
 use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask, PerCpu};

@@ -4,7 +4,7 @@
 //!
 //! A *lazy-mm scheme* decides how an address space stays alive while CPUs use
 //! it lazily. The scheduler (a kernel's, or the simulated machine in
-//! [`crate::check::model`]) calls the scheme at the points where Linux's
+//! `lazymm::check::model`, feature `model`) calls the scheme at the points where Linux's
 //! `context_switch()` calls `mmgrab_lazy_tlb()` / `mmdrop_lazy_tlb()`:
 //!
 //! | transition (Linux `context_switch()`) | hook |

@@ -1,5 +1,5 @@
 //! RCU-deferred mm freeing that is correct for idle CPUs (Wilcox and van
-//! Riel, December 2020; seed 001, reference §5).
+//! Riel, December 2020, in the replies to Lutomirski's lazy-mm mockup).
 //!
 //! # The idea, and why the naive form is wrong
 //!
@@ -55,9 +55,8 @@
 //! crossbeam-epoch's grace periods: a lazy CPU holds a pinned guard.
 //!
 //! Evidence: the six shared machine scenarios pass at preemption bound 3
-//! (2 CPUs) and 2 (3 CPUs) — 4,992 to 68,811 executions each — and at 4 / 3
-//! (up to 1,428,470, `ci/deep.sh`); the variants below fail with
-//! "use-after-free of mm".
+//! (2 CPUs) and 2 (3 CPUs), and one deeper in `ci/deep.sh` (VERIFICATION.md
+//! has the counts); the variants below fail with "use-after-free of mm".
 //!
 //! Variants: `bug_idle_is_quiescent`, and the grace-period machinery's
 //! `bug_gp_one_short` and `bug_no_wait` (a callback run before its grace

@@ -25,7 +25,7 @@
 //!
 //! **Cost.** Two atomic RMWs on the mm's shared `mm_count` line per lazy round
 //! trip: the contention Piggin measured at 1M context switches/s on a 192-core
-//! POWER8 (118M without it, reference §1.7).
+//! POWER8 (118M without it).
 //!
 //! # Known-bad variants
 //!
@@ -36,7 +36,7 @@
 //!
 //! Source: Linux `include/linux/sched/mm.h`, `kernel/sched/core.c`
 //! (`context_switch()`, `finish_task_switch()`), Piggin's shoot-lazies series
-//! (v6.4), reference §1.2–1.5.
+//! (v6.4).
 
 use crate::bugs::BugSwitch;
 use crate::cpu::CpuId;

@@ -27,14 +27,14 @@
 //! # Known-bad variant
 //!
 //! `bug_hotplug_clears_cpumask` (a switch in the simulated machine's CPU-down
-//! path, [`crate::check::model::MachineBug::HotplugClearsCpumask`]): powerpc's
+//! path, `lazymm::check::model::MachineBug::HotplugClearsCpumask`): powerpc's
 //! `__cpu_disable()` cleared the dying CPU from every `mm_cpumask` while its
 //! idle task still used an mm lazily; a final drop elsewhere then skipped it
-//! and freed the mm under it (reference §1.8 #1; fixed by
-//! `sched_force_init_mm()`, which switches to `init_mm` first).
+//! and freed the mm under it (fixed by `sched_force_init_mm()`, which
+//! switches to `init_mm` first).
 //!
 //! Source: Linux `kernel/fork.c` (`cleanup_lazy_tlbs()`, `do_shoot_lazy_tlb()`),
-//! commit 2655421ae69f, reference §1.3 and §1.6.
+//! commit 2655421ae69f.
 
 use crate::cpu::CpuId;
 use crate::lazy::{Kernel, LazyMm};

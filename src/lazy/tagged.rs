@@ -1,5 +1,5 @@
 //! Lutomirski's per-CPU tagged pointer with low-bit ownership transfer (Dec
-//! 2020 mockup, seed 001), and its RFC v2 placement.
+//! 2020 mockup), and its RFC v2 placement.
 //!
 //! # Protocol
 //!
@@ -145,7 +145,8 @@
 //!
 //! See [`Bug`]; each has a loom test in `tests/loom/tagged.rs`.
 //!
-//! Source: seed 001 (the mockup and its replies), reference §2.
+//! Source: Andy Lutomirski's lazy-mm mockup (LKML, December 2020) and its
+//! replies.
 
 use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuMask, PerCpu};

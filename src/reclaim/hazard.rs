@@ -1,5 +1,5 @@
 //! Per-CPU hazard pointers (Desnoyers' `hazptr`, 2024), usable for any
-//! object (seed 004).
+//! object.
 //!
 //! # The domain
 //!
@@ -32,8 +32,8 @@
 //!
 //! **Scanning from a context that cannot wait.** A scan without an
 //! `on_match` callback waits for readers to leave on their own, which from
-//! atomic context can deadlock. The LKP report on v3 (reference §4.4:
-//! `__mmdrop()` reached under `khugepaged_mm_lock` via `collect_mm_slot()`)
+//! atomic context can deadlock. The LKP report on the series' v3
+//! (`__mmdrop()` reached under `khugepaged_mm_lock` via `collect_mm_slot()`)
 //! is that case. [`HazardDomain::scan`] therefore takes a [`ScanContext`] and
 //! refuses `Atomic` without `on_match` with [`ScanError::CannotWait`] (Mathieu
 //! Desnoyers' option 1: an `on_match` that forces readers off bounds the
@@ -41,13 +41,15 @@
 //!
 //! The lazy-mm scheme built on this domain is [`crate::lazy::hazard`].
 //!
-//! Source: seed 004, reference §4.1–4.4 and §4.6.
+//! Source: Mathieu Desnoyers' hazard-pointer series (LKML, 2024) and
+//! `hazptr_load_try_protect()`'s design.
 
 use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, CpuSet, PerCpu};
 use crate::sync::{smp_mb, spin_loop, AtomicUsize, Ordering, Ordering::*};
 
-/// The known-bad variants of the domain and of [`HazardLazy`](crate::lazy::hazard::HazardLazy).
+/// The known-bad variants of the domain (the lazy-mm scheme's own are
+/// [`crate::lazy::hazard::Bug`]).
 #[cfg_attr(not(lazymm_bugs), doc(hidden))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bug {
@@ -73,23 +75,6 @@ pub enum Bug {
     /// on another mm before the final drop); [`HazardDomain::protect`]
     /// stores relaxed behind its full barriers and is unaffected.
     RelaxedPublish,
-    /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence) clears
-    /// its slot in `switching_mm()`, before the CPU loads the next mm,
-    /// instead of in `switched_mm()` after: a final drop's scan can read the
-    /// slot empty and free the mm while the CPU still has it loaded. (The
-    /// models reach it with a lazy CPU leaving for another mm; a slot kept
-    /// across an unlazy cannot race a final drop there, its task still
-    /// holding `mm_users`.)
-    ClearBeforeLoad,
-    /// [`HazardLazyNoFence`](crate::lazy::hazard::HazardLazyNoFence) does
-    /// not clear a kept slot in `switched_mm()` when the CPU switches away
-    /// from the mm, only when it leaves lazy for another mm
-    /// (`mmdrop_lazy_tlb`'s safety net). A live task preempted by a task of
-    /// another mm leaves the slot holding its mm; if the task then migrates
-    /// and the mm dies elsewhere, the final drop's scan waits for a CPU
-    /// that stays in user mode: a livelock, which only the preemption and
-    /// migration scenarios reach (`harness::preempt_migrate_stay_user`).
-    NoClearOnSwitchAway,
     /// [`HazardDomain::try_protect`] re-validates with a `Relaxed` load
     /// instead of `Acquire`. Harmless here: `protect`'s full barrier
     /// follows every load that read the address it returns (an acquire

@@ -39,7 +39,7 @@
 //!
 //! **What is a quiescent state** is the user's contract: a CPU must not call
 //! [`Rcu::quiescent`] or [`Rcu::idle_enter`] while it still uses anything
-//! read before. The lazy-mm use (`crate::check::model`'s RCU scheme, issue 5) is
+//! read before. The lazy-mm use ([`crate::lazy::rcu_mm`]) is
 //! exactly where that goes wrong: an idle CPU still has the previous mm
 //! *loaded*.
 //!
@@ -48,7 +48,8 @@
 //! in a kernel loop) stalls it — Linux then sends it an IPI or nudges its
 //! scheduler. The API is non-blocking: [`Rcu::advance`] polls and returns.
 //!
-//! Source: reference §5 and §7.1 (sched-RCU and interrupts-off walkers).
+//! Source: Linux's RCU (`kernel/rcu/`), with idle as an extended quiescent
+//! state as in `rcu_idle_enter()`, and sched-RCU for interrupts-off walkers.
 
 use crate::bugs::BugSwitch;
 use crate::cpu::{CpuId, PerCpu};

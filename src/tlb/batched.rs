@@ -38,7 +38,7 @@
 //! 2017) and `bug_no_recheck_on_relock` ([`Bug::NoRecheckOnRelock`], before
 //! 2025) switch the call off.
 //!
-//! # Nadav Amit's four questions (seed 003, Dec 2020)
+//! # Nadav Amit's four questions (LKML, December 2020)
 //!
 //! 1. *What prevents a concurrent `flush_tlb_batched_pending()` from
 //!    clearing a deferred-flush indication just set?* Nothing, with the
@@ -63,13 +63,14 @@
 //!    on when they happen. One is "wait or force a flush if nested", the
 //!    other "flush now on its behalf". (Design answer; no model.)
 //!
-//! Evidence (`tests/loom/tlb.rs`, 2 CPUs, preemption bound 3): reclaim vs
-//! mprotect (21,300 executions) and vs madvise (27,534) and the split-PTL
-//! race (410,405) pass; `bug_no_flush_pending`, `bug_no_recheck_on_relock`
-//! and `bug_bool_flag` fail with "stale TLB entry"; the overflow reset is a
+//! Evidence (`tests/loom/tlb.rs`; VERIFICATION.md has the bounds and
+//! execution counts): reclaim vs mprotect and vs madvise and the split-PTL
+//! race pass; `bug_no_flush_pending`, `bug_no_recheck_on_relock` and
+//! `bug_bool_flag` fail with "stale TLB entry"; the overflow reset is a
 //! proptest (`tests/batched.rs`).
 //!
-//! Source: seed 003, reference §6.
+//! Source: Linux `mm/rmap.c` and `include/linux/mm_types.h`
+//! (`tlb_flush_pending`, `inc_tlb_flush_pending()`).
 
 use crate::bugs::BugSwitch;
 use crate::sync::{AtomicBool, AtomicU32, Ordering::*};

@@ -9,7 +9,7 @@
 //!   flush never clears a newer pending one.
 //!
 //! The simulated TLB machine that checks both is
-//! [`check::model::tlb`](crate::check::model::tlb) (feature `model`).
+//! `lazymm::check::model::tlb` (feature `model`).
 
 pub mod batched;
 pub mod tlbgen;

@@ -46,10 +46,10 @@
 //!
 //! Evidence: `tests/loom/tlb.rs` (the TLB machine of `crate::check::model`'s `tlb`
 //! module and its NO-MISSED-FLUSH oracle): the correct protocol passes
-//! unlazy vs flush (2 CPUs, preemption bound 3, 53,866 executions), switch
-//! back with the bit set vs flush (102,046), lazy vs `freed_tables` (25,467),
-//! unlazy vs LDT change (9,364) and three CPUs (bound 1); every variant
-//! above fails with "stale TLB entry" (or "stale LDT") at the same bounds.
+//! unlazy vs flush, switch back with the bit set vs flush, lazy vs
+//! `freed_tables`, unlazy vs LDT change, racing flushers and three CPUs;
+//! every variant above fails with "stale TLB entry" (or "stale LDT") at the
+//! same bounds (VERIFICATION.md has the bounds and execution counts).
 //!
 //! # The API
 //!
@@ -57,7 +57,8 @@
 //! is the caller's: these functions do the shared-memory part, in the
 //! kernel's order, and say what the caller must do.
 //!
-//! Source: seed 000, reference §1.9–1.13.
+//! Source: Linux `arch/x86/mm/tlb.c` (`switch_mm_irqs_off()`,
+//! `flush_tlb_func()`, `should_flush_tlb()`, `cpu_tlbstate_shared.is_lazy`).
 
 use crate::bugs::BugSwitch;
 use crate::cpu::{AtomicCpuSet, CpuId, CpuSet, PerCpu};

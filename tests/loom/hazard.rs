@@ -274,7 +274,11 @@ fn bug_nofence_relaxed_publish() {
 #[should_panic(expected = "use-after-free of mm0: freed on cpu1 while cpu0 still has it loaded")]
 fn bug_nofence_clear_before_load() {
     LoomCheck::new(HEAVY_BOUND).visible_loads().run(
-        || lazymm::lazy::hazard::HazardLazyNoFence::<2>::with_bug(Bug::ClearBeforeLoad),
+        || {
+            lazymm::lazy::hazard::HazardLazyNoFence::<2>::with_bug(
+                lazymm::lazy::hazard::Bug::ClearBeforeLoad,
+            )
+        },
         exit_lazy_vs_final_drop(),
     );
 }

@@ -25,7 +25,7 @@ fn bug_nofence_clear_before_load() {
     check_bug(
         || {
             lazymm::lazy::hazard::HazardLazyNoFence::<8>::with_bug(
-                lazymm::reclaim::hazard::Bug::ClearBeforeLoad,
+                lazymm::lazy::hazard::Bug::ClearBeforeLoad,
             )
         },
         None,

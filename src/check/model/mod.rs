@@ -37,7 +37,7 @@
 //! * **CPU down**: after its script each CPU switches to the kernel's own mm
 //!   and drops its lazy use (`sched_force_init_mm()`), then idles serving
 //!   IPIs until every CPU is done.
-//! * **Causality** (DESIGN.md, "scheduling is causality"): a user task is
+//! * **Causality** ("scheduling is causality"): a user task is
 //!   pinned to one CPU, so everything it did happens before its exit.
 //!
 //! # The oracle

@@ -86,8 +86,8 @@ pub struct CpuState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MachineBug {
     /// CPU down clears the CPU from every cpumask *before* switching its idle
-    /// task off its lazy mm (powerpc `cleanup_cpu_mmu_context()`, reference
-    /// §1.8 #1): a shootdown in that window misses the CPU.
+    /// task off its lazy mm (powerpc `cleanup_cpu_mmu_context()`, the bug
+    /// `sched_force_init_mm()` fixed): a shootdown in that window misses the CPU.
     HotplugClearsCpumask,
     /// With deferred final drops, the drain forgets the list: the mms whose
     /// last reference went with interrupts off are never freed.

@@ -1,10 +1,10 @@
-//! Bring your own scheme: check a [`LazyMm`](crate::lazy::LazyMm) written
+//! Bring your own scheme: check a [`LazyMm`] written
 //! outside the crate with loom and shuttle, one call each.
 //!
 //! A scheme is anything that implements `LazyMm` for every
 //! [`Kernel`](crate::lazy::Kernel) (`impl LazyMm for
 //! MyScheme`). The harness runs it on the simulated
-//! [`Machine`](super::Machine), whose oracle panics on a use-after-free, a double
+//! [`Machine`], whose oracle panics on a use-after-free, a double
 //! free, a negative count, or a leak (see the [`model`](super) docs), under
 //! the same checkers and the same configuration as the crate's own schemes:
 //!
@@ -18,9 +18,10 @@
 //! loom's branch limit, the workload, the iterations, the schedulers, shuttle's
 //! `Config` (to persist failing schedules), or a known bug of the machine's
 //! own kernel code. The checker functions and types exist only in the
-//! matching checker build (`loom_*` under `--cfg loom`, `shuttle_*` under
-//! `--cfg lazymm_shuttle`); the scenarios and bounds exist in every build
-//! with the `model` feature.
+//! matching checker build (`loom_*` and `LoomCheck` under `--cfg loom`,
+//! `shuttle_*` and `ShuttleCheck` under `--cfg lazymm_shuttle`; `cargo doc`
+//! shows both); the scenarios, the bounds and [`explore`] exist in every
+//! build with the `model` feature.
 //!
 //! loom honours its own environment variables as in any loom test
 //! (`LOOM_MAX_PREEMPTIONS` overrides the bound, `LOOM_LOG=trace` prints
@@ -139,8 +140,7 @@
 //! transfer, a CPU going down while lazy, two final drops that may each
 //! need the other CPU (crossing IPIs), and three CPUs. They are the
 //! scenarios every scheme of the crate passes in `tests/loom`, at the same
-//! bounds: for a refcount-sized scheme about 180,000 executions, 15 s in
-//! `--release` on a 2-core machine, 12 s of it the 3-CPU model. Schemes with
+//! bounds (VERIFICATION.md has the execution counts and times). Schemes with
 //! many atomics per switch may need lower bounds to finish in seconds (the
 //! crate checks `hazard` and `loaded_mm` at 3 and 2): call `loom_check` per
 //! scenario with [`standard_bound`] minus one.
@@ -152,18 +152,20 @@ use super::{MmId, Op, Scenario};
 use std::vec;
 use std::vec::Vec;
 
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(any(loom, lazymm_shuttle, doc))]
 use super::{Machine, MachineBug};
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(any(loom, lazymm_shuttle, doc))]
 use crate::lazy::LazyMm;
 
-#[cfg(loom)]
+// The checker sides: each in its checker's build, and both in a plain
+// documentation build (on stand-in drivers), so that `cargo doc` shows them.
+#[cfg(any(loom, all(doc, not(lazymm_shuttle))))]
 mod exhaustive;
-#[cfg(loom)]
+#[cfg(any(loom, all(doc, not(lazymm_shuttle))))]
 pub use exhaustive::*;
-#[cfg(lazymm_shuttle)]
+#[cfg(any(lazymm_shuttle, all(doc, not(loom))))]
 mod sampled;
-#[cfg(lazymm_shuttle)]
+#[cfg(any(lazymm_shuttle, all(doc, not(loom))))]
 pub use sampled::*;
 
 const A: MmId = MmId::new(0);
@@ -434,7 +436,7 @@ where
 }
 
 /// How a check sets up each execution's machine.
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(any(loom, lazymm_shuttle, doc))]
 #[derive(Clone, Copy, Debug, Default)]
 struct MachineSetup {
     bug: Option<MachineBug>,
@@ -444,7 +446,7 @@ struct MachineSetup {
 
 /// The setters of a check's [`MachineSetup`] (a `setup` field), written
 /// once for `LoomCheck` and `ShuttleCheck`.
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(any(loom, lazymm_shuttle, doc))]
 macro_rules! machine_setup_setters {
     () => {
         /// Switches on a known bug of the machine's own kernel code.
@@ -470,18 +472,21 @@ macro_rules! machine_setup_setters {
         }
     };
 }
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(any(loom, lazymm_shuttle, doc))]
 use machine_setup_setters;
 
 /// Runs `scenario` on a fresh machine with the scheme `make` builds: the
 /// body of one checker execution. Returns the machine's counters.
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(any(loom, lazymm_shuttle, doc))]
 fn run_machine<S>(scheme: S, scenario: Scenario, setup: MachineSetup, replay: &str) -> super::Stats
 where
     S: LazyMm + Send + Sync + 'static,
 {
     use crate::sync::thread::Arc;
     let mut m = Machine::new(scheme, scenario).with_replay(replay);
+    // (Every checker build has the bug switches; a documentation build
+    // only type-checks this.)
+    #[cfg(lazymm_bugs)]
     if let Some(bug) = setup.bug {
         m = m.with_bug(bug);
     }
@@ -500,7 +505,7 @@ where
 /// --test <target>`): the test binary's name without cargo's `-<hash>`.
 /// `None` for a unit test of a library (`src/...`), whose binary is named
 /// after the crate.
-#[cfg(loom)]
+#[cfg(any(loom, all(doc, not(lazymm_shuttle))))]
 fn test_target() -> Option<std::string::String> {
     let exe = std::env::current_exe().ok()?;
     if exe.parent()?.file_name()? != "deps" {
@@ -513,7 +518,7 @@ fn test_target() -> Option<std::string::String> {
 }
 
 /// The running test's name (libtest names each test's thread after it).
-#[cfg(any(loom, lazymm_shuttle))]
+#[cfg(any(loom, lazymm_shuttle, doc))]
 fn test_name() -> std::string::String {
     std::thread::current()
         .name()
