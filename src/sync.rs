@@ -394,6 +394,8 @@ mod plain_cell {
 /// Under loom and shuttle every simulated thread runs on one OS thread, so
 /// these plain atomics record the order in which the checker scheduled the
 /// steps. They are `Relaxed` on purpose: they carry facts, not synchronization.
+/// Only the simulated machines (feature `model`) keep any.
+#[cfg(feature = "model")]
 pub(crate) mod shadow {
     use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 

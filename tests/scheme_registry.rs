@@ -24,7 +24,7 @@ const LISTS: [&str; 17] = [
     "benches/lazy.rs",
     "benches/context_switch.rs",
     "benches/instructions/benches/hot_paths.rs",
-    "kernels/qemu/src/wiring.rs",
+    "kernels/qemu/src/torture/lazy.rs",
 ];
 
 /// Each scheme of `SCHEMES` with the type a file names it by.

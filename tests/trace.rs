@@ -344,3 +344,20 @@ fn a_recorded_workload_rejects_refcount_bug_variants() {
         assert!(msg.contains(expected), "{bug:?}: {msg}");
     }
 }
+
+/// Lost events are reported, once: the header's overrun count and
+/// `trace_pipe`'s `[LOST]` lines are two reports of the same losses.
+#[test]
+fn lost_events_mark_the_trace() {
+    let text = "# lazymm-trace 1\n# cpus 2\n\
+        CPU:1 [LOST 7 EVENTS]\n\
+          a-5 [001] d..2. 1.000001: sched_switch: prev_comm=a prev_pid=5 prev_prio=1 prev_state=S ==> next_comm=b next_pid=0 next_prio=1\n\
+        # overrun cpu0 0\n# overrun cpu1 7\n";
+    let p = parse(text).expect("parses");
+    assert!(p.lossy());
+    assert_eq!(p.lost, vec![0, 7]);
+    let s = Story::new(&p);
+    assert!(s.lossy());
+    let clean = parse("# lazymm-trace 1\n# overrun cpu0 0\n").expect("parses");
+    assert!(!clean.lossy());
+}

@@ -140,3 +140,10 @@ pub fn cmdline() -> &'static str {
         core::ffi::CStr::from_ptr(p).to_str().unwrap_or("")
     }
 }
+
+/// The value of `key=value` on the command line, if any.
+pub fn arg(key: &str) -> Option<&'static str> {
+    cmdline()
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}

@@ -137,3 +137,6 @@ macro_rules! kprintln {
     () => { $crate::kprint!("\n") };
     ($($arg:tt)*) => { $crate::hw::print(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// The vector of the kernel's IPI (`CALL_FUNCTION_VECTOR`).
+pub const IPI_VECTOR: u8 = 0xF0;

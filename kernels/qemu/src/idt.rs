@@ -2,18 +2,15 @@
 //!
 //! Stable Rust has no `extern "x86-interrupt"`, so each entry is a small
 //! assembly stub: the IPI stub saves the caller-saved registers, calls
-//! [`crate::ipi::handle`] and returns with `iretq`; a fault stub reports
+//! `ipi::handle` (by its symbol, `ipi_handle`) and returns with `iretq`; a fault stub reports
 //! its vector (and CR2 for a page fault) and fails the run. One table, built
 //! by the boot CPU and loaded by every CPU (as Linux's `idt_table`).
 
-use crate::hw::{self, Exit};
+use crate::hw::{self, Exit, IPI_VECTOR};
 use crate::kprintln;
 use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
-
-/// The vector of the kernel's IPI (`CALL_FUNCTION_VECTOR`).
-pub const IPI_VECTOR: u8 = 0xF0;
 
 core::arch::global_asm!(
     r#"
@@ -75,7 +72,7 @@ extern "C" fn fault_report(vector: u64, frame: *const u64) -> ! {
     let rip = unsafe { *frame.add(if matches!(vector, 8 | 13 | 14) { 1 } else { 0 }) };
     kprintln!(
         "lazymm-qemu: FAULT vector {vector} at rip {rip:#x} (cr2 {cr2:#x}) on cpu{}",
-        crate::smp::this_cpu()
+        crate::cpus::this_cpu()
     );
     kprintln!("FAIL");
     hw::exit(Exit::Failure)

@@ -9,9 +9,8 @@
 //! pending (sender) → running (the target, from the IPI handler or while
 //! polling; a compare-exchange, so never both) → idle (the acknowledgement).
 
-use crate::hw;
-use crate::idt::IPI_VECTOR;
-use crate::smp::{self, MAX_CPUS};
+use crate::cpus::{self, MAX_CPUS};
+use crate::hw::{self, IPI_VECTOR};
 use crate::watchdog::Wait;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
 
@@ -66,7 +65,7 @@ pub fn serve(cpu: usize) {
 /// The IPI handler (called by the IDT stub with interrupts off).
 #[no_mangle]
 extern "C" fn ipi_handle() {
-    serve(smp::this_cpu());
+    serve(cpus::this_cpu());
     // SAFETY: this CPU took an interrupt from its APIC; EOI ends it.
     hw::lapic_with(|a| unsafe { a.end_of_interrupt() });
 }
@@ -101,7 +100,7 @@ pub fn call_many(me: usize, targets: u64, f: Call, a: usize, b: usize) -> usize 
         m.args[1].store(b, Relaxed);
         // Release: pairs with the target's acquire compare-exchange.
         m.state.store(PENDING, Release);
-        let dest = smp::apic_dest(t);
+        let dest = cpus::apic_dest(t);
         // SAFETY: a fixed IPI to a CPU that has loaded the IDT (it
         // registered its APIC id after `idt::load`).
         hw::lapic_with(|a| unsafe { a.send_ipi(IPI_VECTOR, dest) });

@@ -8,6 +8,7 @@
 #![no_main]
 
 mod boot;
+mod cpus;
 #[cfg(feature = "bug-variants")]
 mod hang;
 mod hw;
@@ -30,7 +31,7 @@ extern "C" fn kmain() -> ! {
     let up = smp::start_aps(wiring::NR_CPUS);
     kprintln!("lazymm-qemu: {up} of {} CPUs up", wiring::NR_CPUS);
     let ok = up == wiring::NR_CPUS
-        && wiring::run_schemes()
+        && torture::lazy::run_schemes()
         && torture::tlb::run()
         && torture::batched::run()
         && torture::walk::run();

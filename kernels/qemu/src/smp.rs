@@ -10,15 +10,13 @@
 //! trampoline's GDT has the boot GDT's layout (0x08: 64-bit code, 0x10:
 //! data), so an IDT built on any CPU is valid on all of them.
 
+use crate::cpus::{self, MAX_CPUS};
 use crate::hw;
 use crate::kprintln;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Where the trampoline runs (page 8: SIPI vector 0x08).
 const TRAMPOLINE: usize = 0x8000;
-
-/// Most CPUs the kernel brings up (the boot CPU included).
-pub const MAX_CPUS: usize = 8;
 
 core::arch::global_asm!(
     r#"
@@ -112,34 +110,6 @@ extern "C" {
 /// CPUs that reached [`ap_main`] (the boot CPU counts itself).
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
 
-/// Each CPU index's APIC id register value (the ICR destination), or
-/// `u32::MAX` before the CPU registered.
-#[allow(clippy::declare_interior_mutable_const)] // an array initialiser
-const NO_ID: AtomicU32 = AtomicU32::new(u32::MAX);
-static APIC_IDS: [AtomicU32; MAX_CPUS] = [NO_ID; MAX_CPUS];
-
-/// Records the running CPU as `index`: its IDT is loaded and its APIC on.
-fn register(index: usize) {
-    // Release: pairs with `this_cpu`/`apic_dest`'s acquire loads.
-    APIC_IDS[index].store(hw::apic_raw_id(), Ordering::Release);
-}
-
-/// The running CPU's index.
-pub fn this_cpu() -> usize {
-    let id = hw::apic_raw_id();
-    APIC_IDS
-        .iter()
-        .position(|a| a.load(Ordering::Acquire) == id)
-        .expect("this CPU registered")
-}
-
-/// The ICR destination of CPU `index`.
-pub fn apic_dest(index: usize) -> u32 {
-    let id = APIC_IDS[index].load(Ordering::Acquire);
-    assert_ne!(id, u32::MAX, "cpu{index} is not up");
-    id
-}
-
 /// The task the APs run next (a `fn(usize)` as a word), its generation,
 /// and how many APs finished the current one.
 static TASK: AtomicUsize = AtomicUsize::new(0);
@@ -197,7 +167,7 @@ pub fn init_boot_cpu() {
     hw::mask_legacy_pic();
     hw::lapic_init();
     crate::idt::load();
-    register(0);
+    cpus::register(0);
 }
 
 /// A busy wait of about `n` pause loops (QEMU's TCG needs no real delay
@@ -245,7 +215,7 @@ pub fn start_aps(expected: usize) -> usize {
 extern "C" fn ap_main(index: usize) -> ! {
     hw::lapic_init();
     crate::idt::load();
-    register(index);
+    cpus::register(index);
     kprintln!(
         "lazymm-qemu: cpu{index} up (local APIC id {})",
         hw::apic_id()

@@ -11,9 +11,9 @@
 //! command line sets it to 2^N (the hung-kernel check in `ci/qemu.sh` uses
 //! a small one).
 
+use crate::cpus::NR_CPUS;
 use crate::hw::Exit;
 use crate::kprintln;
-use crate::wiring::NR_CPUS;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Per CPU: the stage (a static name) it is in, and its round there.
@@ -45,7 +45,7 @@ static LIMIT: AtomicU64 = AtomicU64::new(0);
 pub fn limit() -> u64 {
     match LIMIT.load(Relaxed) {
         0 => {
-            let log2 = crate::torture::arg("watchdog")
+            let log2 = crate::boot::arg("watchdog")
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(32)
                 .min(62);

@@ -14,7 +14,7 @@
 //!   (`context_switch()`), [`Os::exit`] (`exit_mm()` + `mmput()`) and
 //!   [`Kernel::mmdrop`] (`__mmdrop()`); the shoot-lazy IPI is a real IPI
 //!   ([`Kernel::shoot_lazies`]).
-//! * [`run_schemes`] runs the torture once per scheme of the crate, each on
+//! * `torture::lazy::run_schemes` runs the torture once per scheme of the crate, each on
 //!   a fresh `Os<S>` (the kernel type is generic over its scheme).
 //!
 //! Every use of an mm checks its poison word, and every free checks that no
@@ -24,19 +24,12 @@
 use crate::{kprintln, mm};
 use core::sync::atomic::{AtomicUsize, Ordering::*};
 use lazymm::cpu::{CpuId, CpuMask, CpuSet};
-use lazymm::lazy::cached::Cached;
-use lazymm::lazy::hazard::{HazardLazy, HazardLazyNoFence};
-use lazymm::lazy::loaded::LoadedMm;
-use lazymm::lazy::rcu_mm::RcuMm;
-use lazymm::lazy::refcount::Refcount;
-use lazymm::lazy::shootdown::Shootdown;
 use lazymm::lazy::switch::{self, CpuMm, CpuMmWords, SwitchMm, Switched};
-use lazymm::lazy::tagged::Tagged;
 use lazymm::lazy::{Kernel, LazyMm, MmHandle};
 use lazymm::platform::{CpuPin, CurrentCpu, IpiSync, LocalTlb};
 
-/// The kernel's CPU count: the one CPU count every scheme is sized by.
-pub const NR_CPUS: usize = 4;
+/// The kernel's CPU count (`cpus::NR_CPUS`), re-exported for the torture.
+pub use crate::cpus::NR_CPUS;
 
 /// The platform the crate's TLB and walker protocols call.
 pub struct Qemu;
@@ -47,7 +40,7 @@ pub struct Qemu;
 unsafe impl CurrentCpu for Qemu {
     fn pin(&self) -> CpuPin<'_> {
         // SAFETY: as above.
-        unsafe { CpuPin::new(CpuId::new(crate::smp::this_cpu())) }
+        unsafe { CpuPin::new(CpuId::new(crate::cpus::this_cpu())) }
     }
 }
 
@@ -337,41 +330,4 @@ impl<S: LazyMm + Sync> SwitchMm for Os<S> {
             self.mms[p.0].cpumask.fetch_and(!bit, Release);
         }
     }
-}
-
-/// Runs the lazy-mm torture with every scheme of the crate, each on a
-/// fresh kernel (`bug=refcount_drop_early` on the command line swaps in
-/// refcount's `bug_drop_before_last_use` in a `bug-variants` build).
-pub fn run_schemes() -> bool {
-    #[allow(unused_mut)]
-    let mut refcount = Refcount::new();
-    #[cfg(feature = "bug-variants")]
-    if crate::torture::arg("bug") == Some("refcount_drop_early") {
-        kprintln!("lazymm-qemu: refcount: bug variant bug_drop_before_last_use");
-        refcount = Refcount::with_bug(lazymm::lazy::refcount::Bug::DropBeforeLastUse);
-    }
-    #[cfg(feature = "bug-variants")]
-    if crate::torture::arg("bug") == Some("final_drop_hangs") {
-        kprintln!(
-            "lazymm-qemu: shootdown: bug variant final_drop_hangs (the watchdog must name it)"
-        );
-        return run_on(crate::hang::HangingDrop(Shootdown::new()));
-    }
-    run_on(refcount)
-        && run_on(Shootdown::new())
-        && run_on(Tagged::<NR_CPUS>::new())
-        && run_on(Cached::<NR_CPUS>::new())
-        && run_on(HazardLazy::<NR_CPUS>::new())
-        && run_on(HazardLazyNoFence::<NR_CPUS>::new())
-        && run_on(LoadedMm::<NR_CPUS>::new())
-        && run_on(RcuMm::<NR_CPUS>::new())
-}
-
-/// One scheme on a fresh kernel, in a frame of its own. With every `Os`
-/// built inline in [`run_schemes`], their per-CPU tables shared one stack
-/// frame, and with the eighth scheme the kernel double-faulted at boot
-/// (vector 8, the stack-overflow symptom); a frame per scheme does not.
-#[inline(never)]
-fn run_on<S: LazyMm + Sync>(scheme: S) -> bool {
-    crate::torture::lazy::run(&Os::new(scheme))
 }

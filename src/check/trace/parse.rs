@@ -457,8 +457,11 @@ pub struct Parsed {
     pub seconds: Option<f64>,
     /// `(tid, tgid, kthread)` of the tasks alive when recording started.
     pub tasks: Vec<(i32, i32, bool)>,
-    /// Events lost per CPU: the ring buffer's overruns plus `[LOST]` lines.
+    /// Events lost per CPU: the larger of the ring buffer's overrun count
+    /// (the header) and the `[LOST N EVENTS]` lines `trace_pipe` wrote for
+    /// that CPU (two reports of the same losses).
     pub lost: Vec<u64>,
+    lost_lines: Vec<u64>,
     /// The events, in file order (time order: `trace_pipe` merges the CPUs).
     pub records: Vec<Record>,
 }
@@ -469,12 +472,19 @@ impl Parsed {
         self.lost.iter().any(|&n| n > 0)
     }
 
-    fn lose(&mut self, cpu: u32, n: u64) {
+    /// Adds to CPU `cpu`'s overrun count (`lines`: from `[LOST]` lines).
+    fn lose(&mut self, cpu: u32, n: u64, lines: bool) {
         let c = cpu as usize;
-        if self.lost.len() <= c {
-            self.lost.resize(c + 1, 0);
+        for v in [&mut self.lost, &mut self.lost_lines] {
+            if v.len() <= c {
+                v.resize(c + 1, 0);
+            }
         }
-        self.lost[c] += n;
+        if lines {
+            self.lost_lines[c] = self.lost_lines[c].saturating_add(n);
+        } else {
+            self.lost[c] = self.lost[c].saturating_add(n);
+        }
     }
 }
 
@@ -496,8 +506,8 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
             Line::Header(Header::Cpus(n)) => p.cpus = Some(n),
             Line::Header(Header::Seconds(s)) => p.seconds = Some(s),
             Line::Header(Header::Task { tid, tgid, kthread }) => p.tasks.push((tid, tgid, kthread)),
-            Line::Header(Header::Overrun { cpu, events }) => p.lose(cpu, events),
-            Line::Lost { cpu, events } => p.lose(cpu, events),
+            Line::Header(Header::Overrun { cpu, events }) => p.lose(cpu, events, false),
+            Line::Lost { cpu, events } => p.lose(cpu, events, true),
             Line::Record(r) => {
                 if p.cpus.is_some_and(|n| r.cpu >= n) {
                     return Err(Error {
@@ -510,6 +520,9 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
             }
             Line::Header(Header::Other) | Line::Nothing => {}
         }
+    }
+    for (l, n) in p.lost.iter_mut().zip(&p.lost_lines) {
+        *l = (*l).max(*n);
     }
     if p.version.is_none() {
         return Err(Error {

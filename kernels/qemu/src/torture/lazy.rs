@@ -19,6 +19,13 @@ use crate::wiring::{Mm, Os, NR_CPUS};
 use crate::{kprintln, wiring::check};
 use core::sync::atomic::{AtomicUsize, Ordering::*};
 use lazymm::cpu::CpuId;
+use lazymm::lazy::cached::Cached;
+use lazymm::lazy::hazard::{HazardLazy, HazardLazyNoFence};
+use lazymm::lazy::loaded::LoadedMm;
+use lazymm::lazy::rcu_mm::RcuMm;
+use lazymm::lazy::refcount::Refcount;
+use lazymm::lazy::shootdown::Shootdown;
+use lazymm::lazy::tagged::Tagged;
 use lazymm::lazy::{LazyMm, MmHandle};
 use x86_64::instructions::interrupts;
 
@@ -50,7 +57,7 @@ fn barrier() {
         BAR_GEN.fetch_add(1, Release);
     } else {
         interrupts::enable();
-        let mut wait = Wait::new(crate::smp::this_cpu(), "the other CPUs at the barrier");
+        let mut wait = Wait::new(crate::cpus::this_cpu(), "the other CPUs at the barrier");
         while BAR_GEN.load(Acquire) == gen {
             wait.spin();
         }
@@ -145,4 +152,41 @@ pub fn run<S: LazyMm + Sync>(os: &Os<S>) -> bool {
     );
     check!(leaks == 0, "lifetime: {} leaked {leaks} mms", S::NAME);
     true
+}
+
+/// Runs the lazy-mm torture with every scheme of the crate, each on a
+/// fresh kernel (`bug=refcount_drop_early` on the command line swaps in
+/// refcount's `bug_drop_before_last_use` in a `bug-variants` build).
+pub fn run_schemes() -> bool {
+    #[allow(unused_mut)]
+    let mut refcount = Refcount::new();
+    #[cfg(feature = "bug-variants")]
+    if crate::torture::arg("bug") == Some("refcount_drop_early") {
+        kprintln!("lazymm-qemu: refcount: bug variant bug_drop_before_last_use");
+        refcount = Refcount::with_bug(lazymm::lazy::refcount::Bug::DropBeforeLastUse);
+    }
+    #[cfg(feature = "bug-variants")]
+    if crate::torture::arg("bug") == Some("final_drop_hangs") {
+        kprintln!(
+            "lazymm-qemu: shootdown: bug variant final_drop_hangs (the watchdog must name it)"
+        );
+        return run_on(crate::hang::HangingDrop(Shootdown::new()));
+    }
+    run_on(refcount)
+        && run_on(Shootdown::new())
+        && run_on(Tagged::<NR_CPUS>::new())
+        && run_on(Cached::<NR_CPUS>::new())
+        && run_on(HazardLazy::<NR_CPUS>::new())
+        && run_on(HazardLazyNoFence::<NR_CPUS>::new())
+        && run_on(LoadedMm::<NR_CPUS>::new())
+        && run_on(RcuMm::<NR_CPUS>::new())
+}
+
+/// One scheme on a fresh kernel, in a frame of its own. With every `Os`
+/// built inline in [`run_schemes`], their per-CPU tables shared one stack
+/// frame, and with the eighth scheme the kernel double-faulted at boot
+/// (vector 8, the stack-overflow symptom); a frame per scheme does not.
+#[inline(never)]
+fn run_on<S: LazyMm + Sync>(scheme: S) -> bool {
+    run(&Os::new(scheme))
 }

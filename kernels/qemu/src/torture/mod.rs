@@ -6,9 +6,4 @@ pub mod lazy;
 pub mod tlb;
 pub mod walk;
 
-/// The value of `key=value` on the command line, if any.
-pub fn arg(key: &str) -> Option<&'static str> {
-    crate::boot::cmdline()
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-}
+pub use crate::boot::arg;
