@@ -60,7 +60,9 @@
 //!
 //! Variants ([`Bug`]): `bug_no_wait` (the final drop retires and returns),
 //! `bug_trust_reclaim_count` (a final drop that takes "the reclaim freed
-//! something" for "my mm was reclaimed" — wrong when final drops cross).
+//! something" for "my mm was reclaimed" — wrong when final drops cross),
+//! `bug_relaxed_hand_off` (the collector's hand-off to the waiting CPU
+//! without release; passes the models: a pin, see the variant).
 
 use super::owned::CpuOwned;
 use crate::bugs::BugSwitch;
@@ -82,6 +84,17 @@ pub enum Bug {
     NoWait,
     /// The final drop returns once a reclaim round freed *something*.
     TrustReclaimCount,
+    /// The hand-off of a reclaimed mm to the CPU waiting for it stores
+    /// `reclaimed` with `Relaxed` instead of `Release`. Passes every model,
+    /// the three-CPU one whose third CPU only reclaims included
+    /// (`tests/loom/haphazard.rs`, `third_cpu_reclaims`, where that CPU's
+    /// reclaim does run the waiter's deleter): a pin. The likely reason is
+    /// the wait loop's shape — a waiter that wakes always runs a reclaim of
+    /// its own (an acquire of the domain's lists and hazard pointers)
+    /// before it reads `reclaimed` again — so the release here is belt and
+    /// braces, kept because the hand-off is the one edge that must order
+    /// the free when the loop changes.
+    RelaxedHandOff,
 }
 
 /// The domain family of this scheme's domains.
@@ -236,7 +249,12 @@ impl<const N: usize> HaphazardLazy<N> {
                 // Release: the deleter ran after the reclaim saw no hazard
                 // pointer on `w`; pairs with the waiter's acquire load, after
                 // which it frees.
-                s.reclaimed.store(true, Release);
+                let order = if self.bug.is(Bug::RelaxedHandOff) {
+                    Relaxed // BUG
+                } else {
+                    Release
+                };
+                s.reclaimed.store(true, order);
             }
         }
         n

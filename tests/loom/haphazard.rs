@@ -43,3 +43,63 @@ fn bug_trust_reclaim_count() {
         crossing_drops,
     );
 }
+
+/// A third CPU reclaims: cpu0 and cpu1 run mm0's two tasks; cpu1 exits and
+/// then runs kernel threads lazily on mm0 (uses of mm0 that its `mmput`
+/// does not order before the final drop: only its hazard pointer's reset
+/// does); cpu2 only runs mm1, whose final drop retires mm1 and reclaims —
+/// and may run mm0's deleter for the CPU whose final drop of mm0 waits,
+/// handing it over through the scheme's collector. Beyond the standard
+/// three-CPU scenario's reach.
+fn third_cpu_reclaims() -> lazymm::check::model::Scenario {
+    use lazymm::check::model::{MmId, Op::*, Scenario};
+    let (a, b) = (MmId::new(0), MmId::new(1));
+    Scenario::new(
+        2,
+        vec![
+            vec![User(a), Exit],
+            vec![User(a), Exit, Kthread, Kthread],
+            vec![User(b), Exit],
+        ],
+    )
+    .named("third_cpu_reclaims")
+}
+
+/// Bound 1, as for the standard three-CPU scenario.
+const BOUND_3: usize = 1;
+
+#[test]
+fn third_cpu_reclaims_passes() {
+    check(
+        "haphazard/third_cpu_reclaims",
+        BOUND_3,
+        HaphazardLazy::<3>::new,
+        third_cpu_reclaims,
+    );
+}
+
+/// The pin: the hand-off without release passes the third CPU's model too
+/// (see `Bug::RelaxedHandOff` for why).
+#[test]
+fn bug_relaxed_hand_off_passes_third_cpu() {
+    check(
+        "haphazard/bug_relaxed_hand_off/third_cpu_reclaims",
+        BOUND_3,
+        || HaphazardLazy::<3>::with_bug(Bug::RelaxedHandOff),
+        third_cpu_reclaims,
+    );
+}
+
+// ... and the standard scenarios.
+shared_scenarios!(
+    bug_relaxed_hand_off_passes_standard,
+    "haphazard/bug_relaxed_hand_off",
+    super::BOUND,
+    || lazymm::lazy::haphazard::HaphazardLazy::<2>::with_bug(
+        lazymm::lazy::haphazard::Bug::RelaxedHandOff
+    ),
+    1,
+    || lazymm::lazy::haphazard::HaphazardLazy::<3>::with_bug(
+        lazymm::lazy::haphazard::Bug::RelaxedHandOff
+    )
+);

@@ -15,6 +15,16 @@
 //! flush the protocol missed shows as a read of the poison through the
 //! stale entry: `CHECK FIRED: tlb:`. `-append "bug=tlb_unlazy_ignores_gen"`
 //! (a `bug-variants` build) runs the crate's `bug_unlazy_ignores_gen`.
+//!
+//! Directed rounds first. *Lazy* rounds: Lutomirski's case (below).
+//! *Reader* rounds: a CPU runs the process and keeps reading its page with
+//! interrupts on, never calling `switch_mm`, while CPU 0 remaps: the flush
+//! IPI meets a CPU in the middle of using the mm, and every read after it
+//! must see the new frame through the same CR3 (only the IPI's `invlpg`
+//! stands between the reader and the freed frame). The run counts the
+//! flush IPIs that met a reader and fails if none did.
+//! `bug=tlb_ipi_skips_invlpg` (the kernel's own handler forgetting the
+//! `invlpg` when the CPU runs the mm) is caught there.
 
 use crate::watchdog::{self, Wait};
 use crate::wiring::{check, Mm, Qemu, NR_CPUS};
@@ -50,6 +60,14 @@ static SAVED: AtomicUsize = AtomicUsize::new(0);
 static CAUGHT_UP: AtomicUsize = AtomicUsize::new(0);
 static KEPT: AtomicUsize = AtomicUsize::new(0);
 static READS: AtomicUsize = AtomicUsize::new(0);
+/// Flush IPIs handled while the CPU was in a reader round's read loop.
+static MET_READER: AtomicUsize = AtomicUsize::new(0);
+/// Per CPU: inside a reader round's read loop.
+#[allow(clippy::declare_interior_mutable_const)] // an array initialiser
+const NO: AtomicUsize = AtomicUsize::new(0);
+static READING: [AtomicUsize; NR_CPUS] = [NO; NR_CPUS];
+/// `bug=tlb_ipi_skips_invlpg`: the flush handler skips its `invlpg`.
+static SKIP_INVLPG: AtomicUsize = AtomicUsize::new(0);
 
 fn lazy() -> &'static LazyTlb<NR_CPUS> {
     LAZY.get().expect("built by run()")
@@ -95,11 +113,17 @@ fn run_user(cpu: CpuId) {
 fn flush_ipi(cpu: usize, gen: usize, _: usize) {
     let c = CpuId::new(cpu);
     let local = LOCAL_GEN[cpu].load(Relaxed);
+    let reading = READING[cpu].load(Relaxed) != 0;
+    if reading {
+        MET_READER.fetch_add(1, Relaxed);
+    }
     match lazy().flush_action(c, FlushScope::Mm(P), Some(gen as u64), local, &GEN) {
         FlushAction::NotLoaded | FlushAction::Nothing | FlushAction::UpToDate => {}
         FlushAction::SwitchToInit => to_init(c),
         FlushAction::Flush { gen } => {
-            mm::invlpg_user();
+            if !(reading && SKIP_INVLPG.load(Relaxed) != 0) {
+                mm::invlpg_user();
+            }
             LOCAL_GEN[cpu].store(gen, Relaxed);
         }
     }
@@ -216,10 +240,67 @@ fn directed(cpu: usize) {
     }
 }
 
+/// Reader rounds (after the lazy ones on the same handshake counter).
+const READERS: usize = 300;
+
+/// Reads P's page through the CR3 the CPU has, with interrupts on (flush
+/// IPIs land between reads), checking every value.
+fn read_running(c: CpuId, round: usize) {
+    let v = mm::read_user();
+    READS.fetch_add(1, Relaxed);
+    check!(
+        v & TAG == TAG,
+        "tlb: {c} read {v:#x} while running the process in reader round {round}: a flush IPI met it and the freed frame is still mapped in its TLB"
+    );
+}
+
+/// The reader rounds: CPU `r % 3 + 1` runs P, reads, and keeps reading
+/// without a switch while CPU 0 remaps and flushes; after the remap it
+/// reads again through the same CR3, then leaves.
+fn directed_readers(cpu: usize) {
+    let c = CpuId::new(cpu);
+    watchdog::stage(cpu, &"tlb", &"readers");
+    let base = 3 * DIRECTED + 1;
+    for r in 0..READERS {
+        watchdog::round(cpu, r);
+        let reader = r % (NR_CPUS - 1) + 1;
+        let step = base + 3 * r;
+        if cpu == reader {
+            wait_step(cpu, step);
+            interrupts::without_interrupts(|| run_user(c));
+            READING[cpu].store(1, Relaxed);
+            STEP.store(step + 1, Release);
+            // Read until the remap is done; the flush IPI comes in here.
+            let mut wait = Wait::new(cpu, "the reader round's remap");
+            // Acquire: pairs with CPU 0's release after its flush.
+            while STEP.load(Acquire) < step + 2 {
+                read_running(c, r);
+                wait.spin();
+            }
+            read_running(c, r);
+            READING[cpu].store(0, Relaxed);
+            interrupts::without_interrupts(|| to_init(c));
+            STEP.store(step + 3, Release);
+        } else if cpu == 0 {
+            wait_step(cpu, step + 1);
+            interrupts::without_interrupts(|| {
+                run_user(c);
+                remap(c);
+                to_init(c);
+            });
+            // Release: the remap, its flush and the freed frame's poison
+            // happen before the reader's last reads.
+            STEP.store(step + 2, Release);
+            wait_step(cpu, step + 3);
+        }
+    }
+}
+
 /// Every CPU's part: the directed rounds, then the random torture.
 fn cpu_task(cpu: usize) {
     interrupts::enable();
     directed(cpu);
+    directed_readers(cpu);
     cpu_part(cpu);
 }
 
@@ -230,6 +311,12 @@ pub fn run() -> bool {
         Some("tlb_unlazy_ignores_gen") => {
             kprintln!("lazymm-qemu: tlb: bug variant bug_unlazy_ignores_gen");
             LazyTlb::with_bug(lazymm::tlb::tlbgen::Bug::UnlazyIgnoresGen)
+        }
+        #[cfg(feature = "bug-variants")]
+        Some("tlb_ipi_skips_invlpg") => {
+            kprintln!("lazymm-qemu: tlb: kernel bug: the flush IPI skips invlpg on a running CPU");
+            SKIP_INVLPG.store(1, Relaxed);
+            LazyTlb::new()
         }
         _ => LazyTlb::new(),
     });
@@ -246,11 +333,16 @@ pub fn run() -> bool {
     mm::poison(P.0);
     let flushes = FLUSHES.load(Relaxed);
     let (ipis, saved) = (IPIS.load(Relaxed), SAVED.load(Relaxed));
+    let met = MET_READER.load(Relaxed);
     kprintln!(
-        "lazymm-qemu: tlb: {flushes} flushes, {ipis} IPIs sent, {saved} saved by skipping lazy CPUs, unlazy: {} caught up by flushing, {} kept their TLB; {} reads, stale reads 0",
+        "lazymm-qemu: tlb: {flushes} flushes, {ipis} IPIs sent, {saved} saved by skipping lazy CPUs, {met} met a CPU reading the page, unlazy: {} caught up by flushing, {} kept their TLB; {} reads, stale reads 0",
         CAUGHT_UP.load(Relaxed),
         KEPT.load(Relaxed),
         READS.load(Relaxed),
+    );
+    check!(
+        met > 0,
+        "tlb: no flush IPI met a CPU that was reading the page: the reader rounds tested nothing"
     );
     true
 }
