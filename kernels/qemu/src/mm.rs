@@ -93,12 +93,33 @@ pub fn fill_frame(f: usize, v: u64) {
 /// Points slot `s`'s user page at extra frame `f` (the PTE write of an
 /// mprotect/migration-style change; the caller flushes).
 pub fn remap(s: usize, f: usize) {
-    POOL[s][3].0[0].store(phys(&FRAMES[f]) | PRESENT_WRITABLE, Relaxed);
+    remap_page(s, 0, f);
+}
+
+/// Points slot `s`'s user page `page` (0 at [`USER_VA`], 1 the page after
+/// it, under another page-table lock in the batched torture) at extra frame
+/// `f`; the caller flushes.
+pub fn remap_page(s: usize, page: usize, f: usize) {
+    POOL[s][3].0[page].store(phys(&FRAMES[f]) | PRESENT_WRITABLE, Relaxed);
 }
 
 /// `invlpg` of the user page on this CPU.
 pub fn invlpg_user() {
     x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(USER_VA));
+}
+
+/// `invlpg` of both user pages on this CPU.
+pub fn invlpg_user_pages() {
+    for page in 0..2 {
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(USER_VA + 4096 * page));
+    }
+}
+
+/// Reads the first word of user page `page` through the loaded CR3.
+pub fn read_user_page(page: usize) -> u64 {
+    // SAFETY: called only with a process's CR3 loaded whose PT maps the
+    // page (the batched torture maps both).
+    unsafe { core::ptr::read_volatile((USER_VA + 4096 * page as u64) as *const u64) }
 }
 
 /// Frees slot `s`: poisons its data frame, unmaps it.
@@ -107,6 +128,7 @@ pub fn poison(s: usize) {
         w.store(POISON, Relaxed);
     }
     POOL[s][3].0[0].store(0, Relaxed);
+    POOL[s][3].0[1].store(0, Relaxed);
 }
 
 /// Loads `pml4` into CR3 (a full flush of the non-global TLB entries).
