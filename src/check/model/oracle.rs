@@ -14,12 +14,9 @@ use std::format;
 impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
     pub(super) fn free_mm(&self, cpu: CpuId, mm: MmId) {
         let m = self.mm(mm);
-        m.events.note(
-            cpu,
-            Event::Frees {
-                within: self.cpu(cpu).hooks.raw(),
-            },
-        );
+        m.events.note_with(cpu, || Event::Frees {
+            within: self.cpu(cpu).hooks.raw(),
+        });
         if m.freed.add(1) != 0 {
             self.fail(Some(cpu), Some(mm), format!("double free of {mm} on {cpu}"));
         }
@@ -291,8 +288,10 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // atomic_inc(): unordered, the caller already holds a reference.
         let old = self.mm(mm).count.fetch_add(1, Relaxed);
         self.count(cpu, |s| s.shared_rmws += 1);
-        let within = self.cpu(cpu).hooks.raw();
-        self.mm(mm).events.note(cpu, Event::Mmgrab { old, within });
+        self.mm(mm).events.note_with(cpu, || Event::Mmgrab {
+            old,
+            within: self.cpu(cpu).hooks.raw(),
+        });
         if old == 0 {
             self.fail(
                 Some(cpu),
@@ -308,8 +307,10 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         // acquire on the last so the free happens after everyone's.
         let old = self.mm(mm).count.fetch_sub(1, AcqRel);
         self.count(cpu, |s| s.shared_rmws += 1);
-        let within = self.cpu(cpu).hooks.raw();
-        self.mm(mm).events.note(cpu, Event::Mmdrop { old, within });
+        self.mm(mm).events.note_with(cpu, || Event::Mmdrop {
+            old,
+            within: self.cpu(cpu).hooks.raw(),
+        });
         if old == 0 {
             self.fail(
                 Some(cpu),

@@ -150,15 +150,13 @@ impl ReplayPlan {
             return Stats::default();
         };
         let m = Machine::new(scheme, scenario.clone()).with_inline_ipis();
-        let mut at_end = Stats::default();
-        for (i, &(c, op)) in self.ops.iter().enumerate() {
-            if i == self.trace_ops {
-                at_end = m.stats();
-            }
+        let (trace, teardown) = self.ops.split_at(self.trace_ops);
+        for &(c, op) in trace {
             m.step(CpuId::new(c), op);
         }
-        if self.ops.len() == self.trace_ops {
-            at_end = m.stats();
+        let at_end = m.stats();
+        for &(c, op) in teardown {
+            m.step(CpuId::new(c), op);
         }
         for c in 0..m.nr_cpus() {
             m.cpu_down(CpuId::new(c));

@@ -214,8 +214,16 @@ impl Events {
     /// Records `what` by `cpu` (only under the checkers).
     #[inline]
     pub(super) fn note(&self, cpu: CpuId, what: Event) {
+        self.note_with(cpu, || what);
+    }
+
+    /// Records the event `what()` builds by `cpu`, building it only under
+    /// the checkers (an event that reads oracle state costs the real-thread
+    /// runs nothing).
+    #[inline]
+    pub(super) fn note_with(&self, cpu: CpuId, what: impl FnOnce() -> Event) {
         if crate::sync::CHECKED {
-            self.0.push((cpu, what));
+            self.0.push((cpu, what()));
         }
     }
 }

@@ -152,8 +152,6 @@ pub struct MmInfo {
     pub born_at: u64,
     /// The task whose exit or exec was its death (0 while alive).
     pub died_by: i32,
-    /// CPUs that have it loaded (lazily or not), as a bit set over CPUs.
-    loaded_on: Vec<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -227,7 +225,6 @@ impl Story {
             born,
             born_by: by,
             born_at: self.now,
-            loaded_on: std::vec![0; (self.cpus as usize).div_ceil(64)],
             ..MmInfo::default()
         });
         if born {
@@ -258,25 +255,28 @@ impl Story {
         self.tasks.insert(tid, TaskInfo { tgid, mm });
     }
 
+    /// CPUs other than `except` that have `m` loaded (lazily or not).
+    fn loaded_elsewhere(&self, m: MmKey, except: u32) -> u32 {
+        self.cpu
+            .iter()
+            .enumerate()
+            .filter(|&(c, st)| c != except as usize && st.loaded == Some(m))
+            .count() as u32
+    }
+
     fn set_loaded(&mut self, cpu: u32, mm: Option<MmKey>) {
-        let c = &mut self.cpu[cpu as usize];
-        let old = std::mem::replace(&mut c.loaded, mm);
+        let old = std::mem::replace(&mut self.cpu[cpu as usize].loaded, mm);
         if old == mm {
             return;
         }
-        let (w, b) = (cpu as usize / 64, 1u64 << (cpu % 64));
+        // The last CPU to leave a dead mm: x86 Linux's final mmdrop ran here
+        // (a scan only when a dead mm is left, which is rare).
         if let Some(m) = old {
-            let info = &mut self.mms[m as usize];
-            info.loaded_on[w] &= !b;
-            if info.death.is_some() && info.loaded_on.iter().all(|&x| x == 0) {
-                // The last CPU leaves a dead mm: x86 Linux's final mmdrop.
-                if info.death.is_some_and(|(_, c)| c != cpu) {
+            if let Some((_, exiting)) = self.mms[m as usize].death {
+                if exiting != cpu && self.loaded_elsewhere(m, cpu) == 0 {
                     self.counts.final_drop_elsewhere += 1;
                 }
             }
-        }
-        if let Some(m) = mm {
-            self.mms[m as usize].loaded_on[w] |= b;
         }
     }
 
@@ -330,13 +330,8 @@ impl Story {
         if info.users > 0 {
             return;
         }
-        let (w, b) = (cpu as usize / 64, 1u64 << (cpu % 64));
-        let lazy: u32 = info
-            .loaded_on
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| (if i == w { x & !b } else { x }).count_ones())
-            .sum();
+        let lazy = self.loaded_elsewhere(m, cpu);
+        let info = &mut self.mms[m as usize];
         info.death = Some((ts, cpu));
         info.died_by = by;
         info.lazy_at_death = lazy;

@@ -73,6 +73,17 @@ fn next(step: usize) {
     STEP.store(step, Release);
 }
 
+/// Reclaim of user page `page`: under its page-table lock, the PTE moves
+/// to the guard frame and a batched flush is recorded as pending; no flush.
+fn reclaim(cpu: usize, ptl: &PteLock, page: usize) {
+    interrupts::without_interrupts(|| {
+        ptl.lock(|| ipi::serve(cpu));
+        mm::remap_page(P.0, page, G);
+        BATCHED.get().expect("built by run()").set_pending();
+        ptl.unlock();
+    });
+}
+
 /// A full flush of P: `invlpg` of both pages on every CPU (the users run
 /// P), then here.
 fn flush_mm(me: usize) {
@@ -130,12 +141,7 @@ fn cpu_part(cpu: usize) {
             1 => {
                 wait_step(cpu, base + 2);
                 // Reclaim: clear under the PTL, flush later.
-                interrupts::without_interrupts(|| {
-                    PTL.lock(|| ipi::serve(cpu));
-                    mm::remap(P.0, G);
-                    BATCHED.get().expect("built by run()").set_pending();
-                    PTL.unlock();
-                });
+                reclaim(cpu, &PTL, 0);
                 next(base + 3);
                 wait_step(cpu, base + 4);
             }
@@ -225,21 +231,11 @@ fn two_pages(cpu: usize) {
             }
             1 => {
                 wait_step(cpu, b + 2);
-                interrupts::without_interrupts(|| {
-                    PTL.lock(|| ipi::serve(cpu));
-                    mm::remap_page(P.0, 0, G);
-                    batched.set_pending();
-                    PTL.unlock();
-                });
+                reclaim(cpu, &PTL, 0);
                 next(b + 3);
                 wait_step(cpu, b + 5);
                 // Y's reclaim, while X's flush is between flush and clear.
-                interrupts::without_interrupts(|| {
-                    PTL_Y.lock(|| ipi::serve(cpu));
-                    mm::remap_page(P.0, 1, G);
-                    batched.set_pending();
-                    PTL_Y.unlock();
-                });
+                reclaim(cpu, &PTL_Y, 1);
                 next(b + 6);
                 wait_step(cpu, b + 9);
             }

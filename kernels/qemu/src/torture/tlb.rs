@@ -128,8 +128,10 @@ fn flush_ipi(cpu: usize, gen: usize, _: usize) {
             // the flush to its next switch_mm, whose generation check will
             // see the stale generation and flush then — too late for a
             // task that keeps running.
-            let running = !lazy().lazy(c) && lazy().loaded::<Mm>(c) == Some(P);
-            if running && DEFER_FLUSH.load(Relaxed) != 0 {
+            if DEFER_FLUSH.load(Relaxed) != 0
+                && !lazy().lazy(c)
+                && lazy().loaded::<Mm>(c) == Some(P)
+            {
                 return;
             }
             mm::invlpg_user();

@@ -35,7 +35,7 @@
 //! loom bounds the branches (scheduling points) of one execution: 1,000 by
 //! loom's default, `LoomCheck::MAX_BRANCHES` (100,000) in `LoomCheck`,
 //! whose idle CPUs wait while others work. Kernel code run under your own
-//! `loom::model` (through [`crate::lazymm_static!`]) meets the default first,
+//! loom model (through [`crate::lazymm_static!`]) meets the default first,
 //! and a wait loop that *writes* on every round never ends within any limit
 //! under loom: each `swap` or `fetch_add` is a new branch, and loom keeps
 //! scheduling the spinner. The pattern that works is the kernel's own
@@ -44,8 +44,8 @@
 //! between rounds (a loom yield). An IPI handler that serves requests in a
 //! loop reads the pending word, then takes it with one `swap`. Raise the
 //! limit only for executions that are long, not for spinning ones:
-//! `LoomCheck::new(bound).max_branches(n)`, or
-//! `loom::model::Builder::max_branches` in your own model. When loom stops
+//! `LoomCheck::new(bound).max_branches(n)`; [`explore`] runs your own code
+//! with `LoomCheck::MAX_BRANCHES` already. When loom stops
 //! on the limit inside `LoomCheck::run`, the panic says so after loom's own
 //! message, with this advice.
 //!
@@ -409,7 +409,7 @@ where
         if b.preemption_bound.is_none() {
             b.preemption_bound = Some(loom_bound);
         }
-        b.max_branches = 100_000;
+        b.max_branches = LoomCheck::MAX_BRANCHES;
         b.check(move || {
             n.add(1);
             f()
