@@ -2,6 +2,7 @@
 //! import it from here, never from the checker layer above them); the
 //! public face and its docs are [`crate::check::bugs`].
 
+use crate::sync::Ordering;
 use core::marker::PhantomData;
 
 /// One optional bug of type `B` (an enum of a protocol's `bug_` variants).
@@ -48,6 +49,17 @@ impl<B: Copy + Eq> BugSwitch<B> {
         {
             let _ = bug;
             false
+        }
+    }
+
+    /// `order`, or `Relaxed` when `bug` is on: an ordering weakened by a
+    /// `bug_relaxed_*` variant. Always `order` in production builds.
+    #[inline(always)]
+    pub fn weaken(&self, bug: B, order: Ordering) -> Ordering {
+        if self.is(bug) {
+            Ordering::Relaxed // BUG
+        } else {
+            order
         }
     }
 

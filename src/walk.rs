@@ -84,6 +84,12 @@ pub enum Bug {
     /// before the roles were mirrored (`tests/loom/walk.rs`
     /// `collapse_vs_walk`).
     SyncSkipsLastCpu,
+    /// Walk end clears the marker with `Relaxed`.
+    RelaxedEnd,
+    /// The sync reads the markers with `Relaxed`.
+    RelaxedSyncLoad,
+    /// The `xchg` begin's RMW is `Relaxed` (its barrier after it kept).
+    RelaxedXchgBegin,
 }
 
 /// How [`WalkTracker::begin`] orders the marker before the walk.
@@ -172,7 +178,7 @@ impl<const N: usize> WalkTracker<N> {
                 // AcqRel RMW + smp_mb_after_atomic (a compiler fence on x86,
                 // where xchg is a full barrier): pairs with the sync's full
                 // barrier.
-                let old = slot.swap(word, AcqRel);
+                let old = slot.swap(word, self.bug.weaken(Bug::RelaxedXchgBegin, AcqRel));
                 if !self.bug.is(Bug::NoWalkerFence) {
                     smp_mb_after_atomic();
                 }
@@ -189,7 +195,7 @@ impl<const N: usize> WalkTracker<N> {
         debug_assert_ne!(slot.load(Relaxed), 0, "walk end on {cpu} without a begin");
         // Release: pairs with the sync's acquire load; a sync that reads 0
         // here has the whole walk happen before it.
-        slot.store(0, Release);
+        slot.store(0, self.bug.weaken(Bug::RelaxedEnd, Release));
     }
 
     /// A whole lockless walk on the running CPU: pins it through the
@@ -228,7 +234,7 @@ impl<const N: usize> WalkTracker<N> {
         };
         for (cpu, slot) in self.active.iter().take(scanned) {
             // Acquire: pairs with walk end's release store.
-            if slot.load(Acquire) == word {
+            if slot.load(self.bug.weaken(Bug::RelaxedSyncLoad, Acquire)) == word {
                 out.insert(cpu);
             }
         }

@@ -51,6 +51,11 @@ pub enum Bug {
     /// CPUs; `tests/wide_cpus.rs` (CPU ids 0, 63, 64, 127, 1023 in a
     /// 1,024-slot kernel) rejects it.
     ScanFirstWordOnly,
+    /// `switched_mm` stores the new mm with `Relaxed`: a final drop that
+    /// reads it is not ordered after the CPU's last use of the old one.
+    RelaxedSwitchedStore,
+    /// The final drop reads the `loaded_mm` words with `Relaxed`.
+    RelaxedScanLoad,
 }
 
 /// `loaded_mm` as the only record of mm use, for `N` CPUs.
@@ -125,9 +130,10 @@ impl<const N: usize> LazyMm for LoadedMm<N> {
     ) {
         // Release: pairs with the final drop's acquire load; our uses of the
         // previous mm happen before a drop that sees this value.
-        self.loaded
-            .get(cpu)
-            .store(next.map_or(0, MmHandle::to_word), Release);
+        self.loaded.get(cpu).store(
+            next.map_or(0, MmHandle::to_word),
+            self.bug.weaken(Bug::RelaxedSwitchedStore, Release),
+        );
     }
 
     fn final_drop<K: Kernel>(&self, k: &K, cpu: CpuId, mm: K::Mm) {
@@ -141,7 +147,7 @@ impl<const N: usize> LazyMm for LoadedMm<N> {
         };
         for (c, w) in self.loaded.iter().take(scanned) {
             // Acquire: pairs with switched_mm's release store.
-            let v = w.load(Acquire);
+            let v = w.load(self.bug.weaken(Bug::RelaxedScanLoad, Acquire));
             if v == word || (v == SWITCHING && !self.bug.is(Bug::SwitchingWindow)) {
                 targets.insert(c);
             }

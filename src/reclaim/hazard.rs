@@ -81,6 +81,11 @@ pub enum Bug {
     /// fence for it), so the object's initialisation is visible anyway —
     /// the fresh-object model passes with it (`tests/loom/hazard.rs`).
     RelaxedRevalidate,
+    /// [`HazardDomain::release`] stores 0 with `Relaxed`.
+    RelaxedRelease,
+    /// The scan reads the slots with `Relaxed` (the first read and the
+    /// wait loop's).
+    RelaxedScan,
 }
 
 /// The word [`HazardDomain::try_protect`] reads the address to protect
@@ -290,7 +295,7 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
             p.addr,
             "lazymm: hazard slot changed under its owner"
         );
-        s.store(0, Release);
+        s.store(0, self.bug().weaken(Bug::RelaxedRelease, Release));
     }
 
     /// Clears `cpu`'s slot holding `addr`, if any (for an IPI handler that
@@ -343,7 +348,8 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
             for s in slots {
                 // Acquire: pairs with release(), so the reader's uses happen
                 // before we return.
-                if s.load(Acquire) != addr {
+                let order = self.bug().weaken(Bug::RelaxedScan, Acquire);
+                if s.load(order) != addr {
                     continue;
                 }
                 matched.insert(cpu);
@@ -354,7 +360,7 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
                     continue;
                 }
                 // Acquire: as above.
-                while s.load(Acquire) == addr {
+                while s.load(order) == addr {
                     serve();
                     spin_loop();
                 }

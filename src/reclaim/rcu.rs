@@ -78,6 +78,32 @@ pub enum Bug {
     /// [`Rcu::done`] reads `gp_seq` with `Relaxed`: as above, seen only by a
     /// waiter that does not drive.
     RelaxedDone,
+    /// [`Rcu::quiescent`]'s increment is `Relaxed`: the CPU's reads before
+    /// it are not ordered before a GP end that saw it.
+    RelaxedQs,
+    /// [`Rcu::quiescent`] has no full barrier after its increment (the
+    /// store-buffering pair with the GP start's).
+    NoQsMb,
+    /// [`Rcu::idle_enter`]'s increment is `Relaxed`.
+    RelaxedIdleEnter,
+    /// [`Rcu::idle_exit`] has no full barrier after its increment (the
+    /// store-buffering pair with the GP start's).
+    NoIdleExitMb,
+    /// [`Rcu::is_idle`] reads with `Relaxed`.
+    RelaxedIsIdle,
+    /// [`Rcu::snap`] has no full barrier before it reads `gp_seq`.
+    NoSnapMb,
+    /// [`Rcu::snap`] reads `gp_seq` with `Relaxed`.
+    RelaxedSnapRead,
+    /// The driver lock of [`Rcu::advance`] is taken and released `Relaxed`.
+    RelaxedDriverLock,
+    /// The GP start has no full barrier between its `gp_seq` store and its
+    /// snapshot of the CPUs' counters.
+    NoGpStartMb,
+    /// The GP start's snapshot reads the counters with `Relaxed`.
+    RelaxedSnapshot,
+    /// The end check reads the counters with `Relaxed`.
+    RelaxedEndCheck,
 }
 
 /// What one call of [`Rcu::advance`] did.
@@ -214,6 +240,14 @@ impl<const N: usize> Rcu<N> {
         r
     }
 
+    /// A full barrier, left out when `bug` is on (checker builds only).
+    #[inline(always)]
+    fn mb_unless(&self, bug: Bug, mb: fn()) {
+        if !self.bug.is(bug) {
+            mb();
+        }
+    }
+
     /// `cpu` passed a quiescent state: it holds nothing it read before.
     ///
     /// # Panics
@@ -223,8 +257,11 @@ impl<const N: usize> Rcu<N> {
         // Release: everything `cpu` read before happens before a driver that
         // acquires the new value (its GP end, then the callbacks). The full
         // barrier after pairs with the GP start's (store buffering, module docs).
-        let old = self.ctr.get(cpu).fetch_add(2, Release);
-        smp_mb_after_atomic();
+        let old = self
+            .ctr
+            .get(cpu)
+            .fetch_add(2, self.bug.weaken(Bug::RelaxedQs, Release));
+        self.mb_unless(Bug::NoQsMb, smp_mb_after_atomic);
         assert!(old & 1 == 1, "RCU quiescent state on {cpu}, which is idle");
     }
 
@@ -234,7 +271,10 @@ impl<const N: usize> Rcu<N> {
     /// If `cpu` is already idle.
     pub fn idle_enter(&self, cpu: CpuId) {
         // Release: as in `quiescent`.
-        let old = self.ctr.get(cpu).fetch_add(1, Release);
+        let old = self
+            .ctr
+            .get(cpu)
+            .fetch_add(1, self.bug.weaken(Bug::RelaxedIdleEnter, Release));
         assert!(
             old & 1 == 1,
             "RCU idle_enter on {cpu}, which is already idle"
@@ -250,14 +290,18 @@ impl<const N: usize> Rcu<N> {
         // buffering): a GP whose snapshot saw `cpu` idle has its updates
         // visible to what `cpu` reads from now on.
         let old = self.ctr.get(cpu).fetch_add(1, Relaxed);
-        smp_mb_after_atomic();
+        self.mb_unless(Bug::NoIdleExitMb, smp_mb_after_atomic);
         assert!(old & 1 == 0, "RCU idle_exit on {cpu}, which is not idle");
     }
 
     /// Whether `cpu` is in an extended quiescent state. Acquire: pairs with
     /// the release of its `idle_enter` (what it did before is visible).
     pub fn is_idle(&self, cpu: CpuId) -> bool {
-        self.ctr.get(cpu).load(Acquire) & 1 == 0
+        self.ctr
+            .get(cpu)
+            .load(self.bug.weaken(Bug::RelaxedIsIdle, Acquire))
+            & 1
+            == 0
     }
 
     /// The cookie of a full grace period from now: call after the update
@@ -266,8 +310,11 @@ impl<const N: usize> Rcu<N> {
         // Full barrier: the caller's update is ordered before the `gp_seq`
         // read, so a GP that started after this read also snapshots after
         // the update (pairs with the barriers in `quiescent`/`idle_exit`).
-        smp_mb();
-        let s = self.gp_seq.load(Acquire);
+        self.mb_unless(Bug::NoSnapMb, smp_mb);
+        // Acquire: pairs with the GP end's release store (as `done`).
+        let s = self
+            .gp_seq
+            .load(self.bug.weaken(Bug::RelaxedSnapRead, Acquire));
         if self.bug.is(Bug::GpOneShort) {
             return Cookie((s + 2) & !1);
         }
@@ -279,12 +326,10 @@ impl<const N: usize> Rcu<N> {
     /// happens before the return.
     pub fn done(&self, cookie: Cookie) -> bool {
         // Acquire: pairs with the release store that ended the GP.
-        let order = if self.bug.is(Bug::RelaxedDone) {
-            Relaxed // BUG
-        } else {
-            Acquire
-        };
-        self.gp_seq.load(order).wrapping_sub(cookie.0) as isize >= 0
+        self.gp_seq
+            .load(self.bug.weaken(Bug::RelaxedDone, Acquire))
+            .wrapping_sub(cookie.0) as isize
+            >= 0
     }
 
     /// Completed grace periods so far.
@@ -302,13 +347,19 @@ impl<const N: usize> Rcu<N> {
         // that is not the newest (tokio-rs/loom#254, #389), its CAS does not.
         if self
             .driving
-            .compare_exchange(false, true, Acquire, Relaxed)
+            .compare_exchange(
+                false,
+                true,
+                self.bug.weaken(Bug::RelaxedDriverLock, Acquire),
+                Relaxed,
+            )
             .is_err()
         {
             return Progress::Busy;
         }
         let ended = self.advance_locked();
-        self.driving.store(false, Release);
+        self.driving
+            .store(false, self.bug.weaken(Bug::RelaxedDriverLock, Release));
         ended
     }
 
@@ -319,10 +370,11 @@ impl<const N: usize> Rcu<N> {
             // every earlier update of the callers whose cookies it serves,
             // by their own barrier in `snap`) before the snapshot.
             self.gp_seq.store(s + 1, Relaxed);
-            smp_mb();
+            self.mb_unless(Bug::NoGpStartMb, smp_mb);
             for (cpu, c) in self.ctr.iter() {
                 // Acquire: pairs with the release of the CPU's last change.
-                self.snap[cpu.index()].store(c.load(Acquire), Relaxed);
+                let now = c.load(self.bug.weaken(Bug::RelaxedSnapshot, Acquire));
+                self.snap[cpu.index()].store(now, Relaxed);
             }
             return Progress::Started;
         }
@@ -334,18 +386,16 @@ impl<const N: usize> Rcu<N> {
                 let at_start = self.snap[cpu.index()].load(Relaxed);
                 // Acquire: pairs with `quiescent`/`idle_enter`'s release, so
                 // the CPU's section happens before the GP end.
-                if at_start & 1 == 1 && c.load(Acquire) == at_start {
+                if at_start & 1 == 1
+                    && c.load(self.bug.weaken(Bug::RelaxedEndCheck, Acquire)) == at_start
+                {
                     return Progress::Waiting;
                 }
             }
         }
         // Release: pairs with `done`'s acquire.
-        let order = if self.bug.is(Bug::RelaxedGpEnd) {
-            Relaxed // BUG
-        } else {
-            Release
-        };
-        self.gp_seq.store(s + 1, order);
+        self.gp_seq
+            .store(s + 1, self.bug.weaken(Bug::RelaxedGpEnd, Release));
         Progress::Ended
     }
 }

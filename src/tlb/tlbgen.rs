@@ -127,6 +127,22 @@ pub enum Bug {
     /// generation and records it as flushed may still refill its TLB from
     /// the old page-table entry. `TlbGen::with_bug`.
     RelaxedGenRead,
+    /// [`TlbGen::inc`] without its `smp_mb__after_atomic()` (a no-op on
+    /// x86, where the locked RMW is the barrier). `TlbGen::with_bug`.
+    NoIncMb,
+    /// The switch-in's cpumask set is a `Relaxed` RMW (its barrier after it
+    /// kept).
+    RelaxedCpumaskSet,
+    /// The switch-in's cpumask set without the `smp_mb__after_atomic()`
+    /// after it.
+    NoCpumaskSetMb,
+    /// `switch_mm_end` stores `loaded_mm` with `Relaxed`.
+    RelaxedLoadedMmStore,
+    /// `should_flush_tlb()` reads `loaded_mm` with `Relaxed`.
+    RelaxedLoadedMmLoad,
+    /// `should_flush_tlb()` without its `smp_rmb()` between the `loaded_mm`
+    /// and `is_lazy` reads.
+    NoDecideRmb,
 }
 
 /// An mm's TLB generation (`mm->context.tlb_gen`).
@@ -183,7 +199,9 @@ impl TlbGen {
             AcqRel
         };
         let g = self.gen.fetch_add(1, order) + 1;
-        smp_mb_after_atomic();
+        if !self.bug.is(Bug::NoIncMb) {
+            smp_mb_after_atomic();
+        }
         g
     }
 
@@ -369,8 +387,10 @@ impl<const N: usize> LazyTlb<N> {
         if !cpumask.contains(cpu, Relaxed) {
             // A locked RMW: a full barrier on x86; in the layer an AcqRel
             // RMW plus `smp_mb_after_atomic` (pairs with the flusher's `inc`).
-            cpumask.insert(cpu, AcqRel);
-            smp_mb_after_atomic();
+            cpumask.insert(cpu, self.bug.weaken(Bug::RelaxedCpumaskSet, AcqRel));
+            if !self.bug.is(Bug::NoCpumaskSetMb) {
+                smp_mb_after_atomic();
+            }
         } else if !self.bug.is(Bug::NoMbWhenBitSet) {
             // 83b0177a6c48: the bit was already set (lazy cpumask), so the
             // RMW above is skipped; the barrier must stay.
@@ -424,9 +444,10 @@ impl<const N: usize> LazyTlb<N> {
     pub fn switch_mm_end<M: MmHandle>(&self, cpu: CpuId, next: Option<M>) {
         // Release: the CR3 load and the TLB work happen before a flusher
         // that reads `next` here (and then reads our generation state).
-        self.loaded_mm
-            .get(cpu)
-            .store(next.map_or(INIT_MM, M::to_word), Release);
+        self.loaded_mm.get(cpu).store(
+            next.map_or(INIT_MM, M::to_word),
+            self.bug.weaken(Bug::RelaxedLoadedMmStore, Release),
+        );
     }
 
     /// `should_flush_tlb()`: whether a flush of `scope` must IPI `cpu`.
@@ -444,9 +465,14 @@ impl<const N: usize> LazyTlb<N> {
             return Target::Ipi;
         }
         // Acquire: pairs with `switch_mm_end`'s release.
-        let loaded = self.loaded_mm.get(cpu).load(Acquire);
+        let loaded = self
+            .loaded_mm
+            .get(cpu)
+            .load(self.bug.weaken(Bug::RelaxedLoadedMmLoad, Acquire));
         // smp_rmb(): `is_lazy` at least as new as `loaded_mm`.
-        fence(Acquire);
+        if !self.bug.is(Bug::NoDecideRmb) {
+            fence(Acquire);
+        }
         if self.is_lazy.get(cpu).load(Relaxed) {
             return Target::SkipLazy;
         }

@@ -154,6 +154,21 @@ fn domain_protect_vs_scan_passes() {
     domain_model(None);
 }
 
+/// The reader's release of its slot and the scan's reads of the slots,
+/// each weakened: a scan that sees the slot empty is not ordered after the
+/// reader's read of the object.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn bug_relaxed_release() {
+    domain_model(Some(Bug::RelaxedRelease));
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn bug_relaxed_scan() {
+    domain_model(Some(Bug::RelaxedScan));
+}
+
 #[test]
 #[should_panic(expected = "Causality violation")]
 fn bug_no_publish_fence() {

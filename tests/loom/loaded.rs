@@ -24,3 +24,28 @@ fn bug_switching_window() {
         exit_lazy_vs_final_drop,
     );
 }
+
+/// The two orderings of the scheme weakened: a CPU that switched away is
+/// skipped by the final drop, with its last use not ordered before the
+/// free.
+#[test]
+#[should_panic(expected = "use-after-free of mm0")]
+fn bug_relaxed_switched_store() {
+    check(
+        "loaded_mm/bug_relaxed_switched_store",
+        HEAVY_BOUND,
+        || LoadedMm::<2>::with_bug(Bug::RelaxedSwitchedStore),
+        exit_lazy_vs_final_drop,
+    );
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of mm0")]
+fn bug_relaxed_scan_load() {
+    check(
+        "loaded_mm/bug_relaxed_scan_load",
+        HEAVY_BOUND,
+        || LoadedMm::<2>::with_bug(Bug::RelaxedScanLoad),
+        exit_lazy_vs_final_drop,
+    );
+}

@@ -9,6 +9,7 @@
 #[macro_use]
 mod common;
 mod cached;
+mod contract;
 mod deferred;
 #[cfg(all(feature = "epoch", crossbeam_loom))]
 mod epoch;

@@ -106,3 +106,17 @@ fn bug_quiescent_before_load_survives_standard() {
         eprintln!("loom rcu_mm/bug_quiescent_before_load/{name}: passes ({r})");
     }
 }
+
+/// `Rcu::is_idle` with a relaxed load: the final drop's holdout check
+/// skips a CPU it reads idle without its uses before `idle_enter` ordered
+/// before the free.
+#[test]
+#[should_panic(expected = "use-after-free of mm0")]
+fn bug_relaxed_is_idle() {
+    check(
+        "rcu_mm/bug_relaxed_is_idle",
+        HEAVY_BOUND,
+        || RcuMm::<2>::with_rcu_bug(rcu::Bug::RelaxedIsIdle),
+        exit_lazy_vs_final_drop,
+    );
+}

@@ -145,3 +145,61 @@ fn bug_freed_tables_skips_lazy_then_flush() {
         crate::tlb::tlb_bug(unlazy_vs_freed_tables_then_flush, Bug::FreedTablesSkipsLazy),
     );
 }
+
+/// The barrier after the generation's RMW and after the switch-in's
+/// cpumask set, each left out: the store buffering of the flush against
+/// the switch-in is lost (the locked RMW is the barrier on x86; in the
+/// layer an AcqRel RMW is not a fence, litmus `sb_rmw_not_a_fence_allowed`).
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_no_inc_mb() {
+    check(
+        "unlazy_vs_flush/bug_no_inc_mb",
+        TLB_BOUND,
+        gen_bug(unlazy_vs_flush, Bug::NoIncMb),
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_no_cpumask_set_mb() {
+    check(
+        "unlazy_vs_flush/bug_no_cpumask_set_mb",
+        TLB_BOUND,
+        crate::tlb::tlb_bug(unlazy_vs_flush, Bug::NoCpumaskSetMb),
+    );
+}
+
+/// The pins: the cpumask set's own acquire/release halves, `loaded_mm`'s
+/// release store and acquire load, and `should_flush_tlb()`'s `smp_rmb()`,
+/// each weakened, pass every TLB race here. The store buffering rests on
+/// the full barriers, and a flusher's decision reads `loaded_mm` only to
+/// pick IPI targets: the IPI's mailbox, not `loaded_mm`, orders the
+/// target's TLB work (VERIFICATION.md, the orderings table).
+#[test]
+fn weakened_switch_orderings_pass() {
+    use crate::tlb::{switch_back_vs_flush, tlb_bug, unlazy_vs_ldt};
+    let scenarios: [Race; 7] = [
+        ("unlazy_vs_flush", unlazy_vs_flush, TLB_BOUND),
+        ("switch_back_vs_flush", switch_back_vs_flush, TLB_BOUND),
+        ("lazy_vs_freed_tables", lazy_vs_freed_tables, TLB_BOUND),
+        ("unlazy_vs_ldt", unlazy_vs_ldt, TLB_BOUND),
+        ("three_cpus", three_cpus, TLB_THREE_CPU_BOUND),
+        ("racing_flushers", racing_flushers, TLB_THREE_CPU_BOUND),
+        (
+            "unlazy_vs_freed_tables_then_flush",
+            unlazy_vs_freed_tables_then_flush,
+            TLB_BOUND - 1,
+        ),
+    ];
+    for bug in [
+        Bug::RelaxedCpumaskSet,
+        Bug::RelaxedLoadedMmStore,
+        Bug::RelaxedLoadedMmLoad,
+        Bug::NoDecideRmb,
+    ] {
+        for (name, s, bound) in scenarios {
+            check(&format!("{name}/{bug:?}"), bound, tlb_bug(s, bug));
+        }
+    }
+}

@@ -355,3 +355,39 @@ fn buggy_tracker_in(scenario: WalkScenario, bug: Bug) -> WalkMachine<N> {
         Rcu::new(),
     )
 }
+
+/// The marker's release clear and the sync's acquire read, each weakened:
+/// with no flush IPI to every walker, a sync that reads a walk's end is not
+/// ordered after the walk's reads of the page.
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_relaxed_end() {
+    check("bug_relaxed_end", WALK_BOUND, || {
+        buggy_tracker(BeginOrder::StoreMb, Bug::RelaxedEnd, NoIpi)
+    });
+}
+
+#[test]
+#[should_panic(expected = "use-after-free of page-table page 0")]
+fn bug_relaxed_sync_load() {
+    check("bug_relaxed_sync_load", WALK_BOUND, || {
+        buggy_tracker(BeginOrder::StoreMb, Bug::RelaxedSyncLoad, NoIpi)
+    });
+}
+
+/// The pins: with the flush IPI to every walker, both pass (the IPI's
+/// acknowledgement orders the walk); and the `xchg` begin's own
+/// acquire/release halves are not what its store buffering relies on (the
+/// barrier after it is).
+#[test]
+fn relaxed_end_and_xchg_halves_pass_where_not_relied_on() {
+    for (order, bug, flush) in [
+        (BeginOrder::StoreMb, Bug::RelaxedEnd, IpiToAll),
+        (BeginOrder::StoreMb, Bug::RelaxedSyncLoad, IpiToAll),
+        (BeginOrder::Xchg, Bug::RelaxedXchgBegin, NoIpi),
+    ] {
+        check(&format!("pin/{bug:?}/{flush:?}"), WALK_BOUND, move || {
+            buggy_tracker(order, bug, flush)
+        });
+    }
+}

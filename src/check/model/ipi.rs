@@ -3,7 +3,7 @@
 //! points, and the doorbell a waiting CPU blocks on under the checkers.
 
 use super::report::Hook;
-use super::{Machine, MmId, Task};
+use super::{Machine, MachineBug, MmId, Task};
 use crate::cpu::{CpuId, CpuSet};
 use crate::lazy::{switch, LazyMm};
 use crate::sync::thread::{Condvar, Mutex};
@@ -263,7 +263,8 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
             self.handle_ipi(cpu, msg);
             // Release: the acknowledgement; pairs with the sender's acquire
             // wait, so our handler happens before whatever it does next.
-            me.pending.fetch_and(!(1usize << s), Release);
+            let order = self.bug.weaken(MachineBug::RelaxedIpiAck, Release);
+            me.pending.fetch_and(!(1usize << s), order);
             self.cpus[s].doorbell.ring();
         }
     }
@@ -315,10 +316,11 @@ impl<S: LazyMm + Send + Sync + 'static> Machine<S> {
         for t in targets.iter().filter(|&t| t != cpu) {
             // Acquire: pairs with the target's release acknowledgement.
             let target = &self.cpu(t);
+            let order = self.bug.weaken(MachineBug::RelaxedIpiAck, Acquire);
             self.wait_serving(
                 cpu,
                 || format!("{t}'s acknowledgement of its shoot-lazy IPI for {msg:?}"),
-                || target.pending.load(Acquire) & bit == 0,
+                || target.pending.load(order) & bit == 0,
             );
         }
     }

@@ -543,7 +543,8 @@ impl<S: LazyMm + Send + Sync + 'static> SwitchMm for Machine<S> {
             // last use of `prev` happens before whoever reads the bit clear.
             // Before the scheme's switched_mm: it may drop the last
             // reference to `prev` (cached does), after which `prev` is gone.
-            self.mm(prev).cpumask.remove(cpu, Release);
+            let order = self.bug.weaken(MachineBug::RelaxedCpumaskClear, Release);
+            self.mm(prev).cpumask.remove(cpu, order);
             self.count(cpu, |s| s.shared_rmws += 1);
         }
     }

@@ -305,7 +305,12 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
         self.use_mm(cpu, mm);
         // atomic_dec_and_test(): release so our uses happen before the free,
         // acquire on the last so the free happens after everyone's.
-        let old = self.mm(mm).count.fetch_sub(1, AcqRel);
+        let order = match self.bug.get() {
+            Some(MachineBug::MmdropNoRelease) => Acquire, // BUG
+            Some(MachineBug::MmdropNoAcquire) => Release, // BUG
+            _ => AcqRel,
+        };
+        let old = self.mm(mm).count.fetch_sub(1, order);
         self.count(cpu, |s| s.shared_rmws += 1);
         self.mm(mm).events.note_with(cpu, || Event::Mmdrop {
             old,
@@ -335,7 +340,8 @@ impl<S: LazyMm + Send + Sync + 'static> Kernel for Machine<S> {
 
     fn mm_cpumask(&self, mm: MmId) -> CpuSet<1> {
         // Acquire: pairs with the release clear in switch_mm.
-        self.mm(mm).cpumask.snapshot(self.nr_cpus(), Acquire)
+        let order = self.bug.weaken(MachineBug::RelaxedCpumaskSnapshot, Acquire);
+        self.mm(mm).cpumask.snapshot(self.nr_cpus(), order)
     }
 
     fn shoot_lazies(&self, cpu: CpuId, cpus: &CpuSet<1>, mm: MmId) {

@@ -92,6 +92,19 @@ pub enum MachineBug {
     /// With deferred final drops, the drain forgets the list: the mms whose
     /// last reference went with interrupts off are never freed.
     DeferredLost,
+    /// `Kernel::mmdrop`'s decrement without its release half (contract
+    /// K1): a CPU's uses before its drop are not ordered before the free.
+    MmdropNoRelease,
+    /// `Kernel::mmdrop`'s decrement without its acquire half (contract
+    /// K2): the final drop's free is not ordered after the others' uses.
+    MmdropNoAcquire,
+    /// `Kernel::mm_cpumask` reads the bits with `Relaxed` (contract K3).
+    RelaxedCpumaskSnapshot,
+    /// `switch_mm` clears the cpumask bit with `Relaxed` (contract K4).
+    RelaxedCpumaskClear,
+    /// The shoot-lazy IPI's acknowledgement is `Relaxed` on both sides: the
+    /// handler's clear and the sender's wait (contract K5).
+    RelaxedIpiAck,
 }
 
 /// Per-CPU counters the machine keeps (model builds only; not in protocols).
