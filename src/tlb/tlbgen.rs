@@ -116,7 +116,9 @@ pub enum Bug {
     /// [`TlbGen::inc`] as a load and a store instead of one RMW: two
     /// flushers of the same mm can both publish the same generation, and a
     /// CPU that flushed up to it between their page-table changes skips
-    /// the second flush as up to date (a lost generation increment).
+    /// the second flush as up to date (a lost generation increment); with
+    /// more flushers a late store takes the generation back below what a
+    /// CPU already flushed to (rejected by shuttle's racing flushers).
     /// Switched on with `TlbGen::with_bug`.
     GenIncLost,
     /// [`TlbGen::inc`] with a `Relaxed` RMW (its full barrier after it

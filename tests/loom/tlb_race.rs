@@ -8,7 +8,8 @@
 //! increment (`tlbgen::Bug::GenIncLost`, the generation bumped by a load
 //! and a store) is harmless with full flushes unless a late store takes
 //! the generation back below what a CPU already flushed to (three
-//! increments, which no scenario here reaches); the generation's own
+//! increments, beyond loom's bound here; `tests/shuttle/tlb.rs` rejects
+//! it with three flushers twice each); the generation's own
 //! release/acquire (`Bug::RelaxedGenInc`, `Bug::RelaxedGenRead`) are
 //! redundant behind the flush IPI and the store-buffering barriers.
 

@@ -125,3 +125,54 @@ fn bug_shot_records_gen() {
         ))
     });
 }
+
+/// Three flushers of the same mm, twice each, while a fourth CPU runs the
+/// mm and uses it: enough increments for a lost one to take the
+/// generation *back* below what a CPU already flushed to, so a later flush
+/// finds that CPU "up to date" and skips it. Beyond loom's bound here (a
+/// three-CPU scenario at bound 2 did not finish in 15 minutes); PCT finds
+/// it at once.
+fn racing_flushers() -> TlbScenario {
+    let flusher = || {
+        vec![
+            User,
+            Flush {
+                freed_tables: false,
+            },
+            Use,
+            Flush {
+                freed_tables: false,
+            },
+            Use,
+        ]
+    };
+    TlbScenario::new(vec![
+        flusher(),
+        flusher(),
+        flusher(),
+        vec![User, Use, Use, Use, Use, Use, Use],
+    ])
+}
+
+#[test]
+fn racing_flushers_passes() {
+    run_schedulers("tlb/racing_flushers", || {
+        TlbMachine::run(&Arc::new(TlbMachine::<4>::correct(racing_flushers())));
+    });
+}
+
+/// A generation bumped by a load and a store (`tlbgen::Bug::GenIncLost`):
+/// PCT (depth 3, the suite's seed) needs about 2,400 schedules, so this
+/// one runs up to 20,000 whatever `LAZYMM_SHUTTLE_ITERS` says.
+#[test]
+#[should_panic(expected = "stale TLB entry")]
+fn bug_gen_inc_lost() {
+    use lazymm::tlb::tlbgen::TlbGen;
+    use shuttle::scheduler::PctScheduler;
+    let pct = PctScheduler::new_from_seed(0xbad, 3, 20_000);
+    shuttle::Runner::new(pct, crate::common::config()).run(|| {
+        TlbMachine::run(&Arc::new(
+            TlbMachine::<4>::correct(racing_flushers()).with_gen(TlbGen::with_bug(Bug::GenIncLost)),
+        ))
+    });
+}
