@@ -28,9 +28,24 @@ extern "C" fn kmain() -> ! {
     hw::serial_init();
     kprintln!("lazymm-qemu: boot CPU in long mode");
     smp::init_boot_cpu();
-    let up = smp::start_aps(wiring::NR_CPUS);
-    kprintln!("lazymm-qemu: {up} of {} CPUs up", wiring::NR_CPUS);
-    let ok = up == wiring::NR_CPUS
+    let want = boot::arg("cpus")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(wiring::NR_CPUS);
+    if !(2..=wiring::NR_CPUS).contains(&want) {
+        kprintln!(
+            "lazymm-qemu: cpus={want}: the torture needs 2 to {} CPUs",
+            wiring::NR_CPUS
+        );
+        kprintln!("FAIL");
+        hw::exit(Exit::Failure);
+    }
+    cpus::set_nr_cpus(want);
+    let up = smp::start_aps(want);
+    kprintln!(
+        "lazymm-qemu: {up} of {want} CPUs up (the schemes sized for {})",
+        wiring::NR_CPUS
+    );
+    let ok = up == want
         && torture::lazy::run_schemes()
         && torture::tlb::run()
         && torture::batched::run()

@@ -115,7 +115,7 @@ pub fn fire(cpu: usize, what: &str, rounds: u64) -> ! {
         "WATCHDOG: cpu{cpu} stuck in {} waiting for {what} ({rounds} rounds)",
         describe(cpu)
     );
-    for c in 0..NR_CPUS {
+    for c in 0..crate::cpus::nr_cpus() {
         kprintln!("WATCHDOG:   cpu{c}: {}", describe(c));
     }
     kprintln!("FAIL");

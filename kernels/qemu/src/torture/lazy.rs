@@ -13,6 +13,7 @@
 //! memory through CR3 and compares it with the process's pattern; every
 //! free checks that no CPU still has the tables in CR3, then poisons them.
 
+use crate::cpus::nr_cpus;
 use crate::smp::{start_on_aps, wait_aps};
 use crate::watchdog::{self, Wait};
 use crate::wiring::{Mm, Os, NR_CPUS};
@@ -51,7 +52,7 @@ static BAR_GEN: AtomicUsize = AtomicUsize::new(0);
 fn barrier() {
     // Acquire: pairs with the last arriver's release increment.
     let gen = BAR_GEN.load(Acquire);
-    if BAR_COUNT.fetch_add(1, AcqRel) == NR_CPUS - 1 {
+    if BAR_COUNT.fetch_add(1, AcqRel) == nr_cpus() - 1 {
         BAR_COUNT.store(0, Relaxed);
         // Release: everything before the barrier, for every waiter.
         BAR_GEN.fetch_add(1, Release);
@@ -78,7 +79,7 @@ fn round<S: LazyMm + Sync>(os: &Os<S>, cpu: usize, r: usize) {
     let mut n = 0;
     for (j, p) in PROCESSES.iter().enumerate() {
         for k in 0..THREADS {
-            if (r + j + k) % NR_CPUS == cpu {
+            if (r + j + k) % nr_cpus() == cpu {
                 mine[n] = Mm::from_word(p.load(Relaxed));
                 n += 1;
             }
@@ -135,9 +136,9 @@ fn cpu_part<S: LazyMm + Sync>(cpu: usize) {
 pub fn run<S: LazyMm + Sync>(os: &Os<S>) -> bool {
     // Release: the kernel's construction before the APs' acquire load.
     OS.store(os as *const Os<S> as usize, Release);
-    start_on_aps(NR_CPUS, cpu_part::<S>);
+    start_on_aps(nr_cpus(), cpu_part::<S>);
     cpu_part::<S>(0);
-    wait_aps(NR_CPUS);
+    wait_aps(nr_cpus());
     let leaks = os.finish();
     let s = &os.stats;
     kprintln!(

@@ -28,6 +28,7 @@
 //! up) is caught there, and never by the random phase, whose every read
 //! follows a `switch_mm` (`tlb_directed=0` runs the random phase alone).
 
+use crate::cpus::nr_cpus;
 use crate::watchdog::{self, Wait};
 use crate::wiring::{check, Mm, Qemu, NR_CPUS};
 use crate::{ipi, kprintln, mm};
@@ -224,7 +225,7 @@ fn directed(cpu: usize) {
     watchdog::stage(cpu, &"tlb", &"directed");
     for r in 0..DIRECTED {
         watchdog::round(cpu, r);
-        let lazy_cpu = r % (NR_CPUS - 1) + 1;
+        let lazy_cpu = r % (nr_cpus() - 1) + 1;
         if cpu == lazy_cpu {
             wait_step(cpu, 3 * r + 1);
             interrupts::without_interrupts(|| {
@@ -274,7 +275,7 @@ fn directed_readers(cpu: usize) {
     let base = 3 * DIRECTED + 1;
     for r in 0..READERS {
         watchdog::round(cpu, r);
-        let reader = r % (NR_CPUS - 1) + 1;
+        let reader = r % (nr_cpus() - 1) + 1;
         let step = base + 3 * r;
         if cpu == reader {
             wait_step(cpu, step);
@@ -344,9 +345,9 @@ pub fn run() -> bool {
     mm::fill_frame(0, TAG);
     mm::remap(P.0, 0);
     STEP.store(1, Release);
-    crate::smp::start_on_aps(NR_CPUS, cpu_task);
+    crate::smp::start_on_aps(nr_cpus(), cpu_task);
     cpu_task(0);
-    crate::smp::wait_aps(NR_CPUS);
+    crate::smp::wait_aps(nr_cpus());
     mm::poison(P.0);
     let flushes = FLUSHES.load(Relaxed);
     let (ipis, saved) = (IPIS.load(Relaxed), SAVED.load(Relaxed));

@@ -14,6 +14,7 @@
 //!
 //! [`IpiSync`]: lazymm::platform::IpiSync
 
+use crate::cpus::nr_cpus;
 use crate::kprintln;
 use crate::wiring::{Mm, Qemu, NR_CPUS};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
@@ -83,7 +84,7 @@ pub fn run() -> bool {
         }
         _ => WalkTracker::new(BeginOrder::StoreMb),
     });
-    crate::smp::start_on_aps(NR_CPUS, walker);
+    crate::smp::start_on_aps(nr_cpus(), walker);
     crate::watchdog::stage(0, &"walk", &"collapser");
     let (mut synced, mut ipis, mut rounds) = (0, 0, 0);
     while (rounds < ROUNDS || WALKS.load(Relaxed) < MIN_WALKS)
@@ -106,12 +107,12 @@ pub fn run() -> bool {
         fill(old, POISON);
     }
     STOP.store(true, Relaxed);
-    crate::smp::wait_aps(NR_CPUS);
+    crate::smp::wait_aps(nr_cpus());
     let freed = FREED_READS.load(Relaxed);
     kprintln!(
         "lazymm-qemu: walk: {rounds} page-table frees, {synced} syncs, {ipis} sync IPIs, {} walks on {} CPUs, freed-page reads = {freed}",
         WALKS.load(Relaxed),
-        NR_CPUS - 1
+        nr_cpus() - 1
     );
     if freed != 0 {
         kprintln!(
