@@ -19,7 +19,11 @@
 //! snapshot or has changed its counter since. The release on each counter
 //! change, the driver's acquire reads and the release/acquire `gp_seq` end a
 //! happens-before chain from every critical section that began before the
-//! GP to whoever sees the GP end. The full barriers make the store-buffering
+//! GP to whoever sees the GP end. Both `gp_seq` stores are releases: a
+//! `done()` may read the *next* GP's start, and a release sequence does not
+//! run through a plain store, so a relaxed start would let it count the end
+//! without synchronizing with it (`bug_relaxed_gp_start`, found by the GP
+//! kthread model at bound 3). The full barriers make the store-buffering
 //! pair that forbids the other bad outcome — a section that begins after the
 //! snapshot read the counter but does not see the updater's unlink:
 //!
@@ -104,6 +108,11 @@ pub enum Bug {
     RelaxedSnapshot,
     /// The end check reads the counters with `Relaxed`.
     RelaxedEndCheck,
+    /// The GP start stores `gp_seq` with `Relaxed` (the crate before
+    /// 2026-12-06): a [`Rcu::done`] that reads a *later* GP's start value
+    /// returns true without synchronizing with the end it counts, because
+    /// a release sequence does not run through a plain store.
+    RelaxedGpStart,
 }
 
 /// What one call of [`Rcu::advance`] did.
@@ -366,10 +375,16 @@ impl<const N: usize> Rcu<N> {
     fn advance_locked(&self) -> Progress {
         let s = self.gp_seq.load(Relaxed);
         if s & 1 == 0 {
-            // Start: Relaxed store, then the full barrier that orders it (and
-            // every earlier update of the callers whose cookies it serves,
-            // by their own barrier in `snap`) before the snapshot.
-            self.gp_seq.store(s + 1, Relaxed);
+            // Start: a release store, then the full barrier that orders it
+            // (and every earlier update of the callers whose cookies it
+            // serves, by their own barrier in `snap`) before the snapshot.
+            // Release: pairs with `done`'s acquire, which may read this
+            // start rather than the end before it (the previous GP's end,
+            // by this driver or one before it through the driver lock,
+            // happens before this store; a release sequence would not
+            // carry the end's release through a plain store).
+            self.gp_seq
+                .store(s + 1, self.bug.weaken(Bug::RelaxedGpStart, Release));
             self.mb_unless(Bug::NoGpStartMb, smp_mb);
             for (cpu, c) in self.ctr.iter() {
                 // Acquire: pairs with the release of the CPU's last change.

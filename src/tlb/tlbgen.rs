@@ -118,7 +118,8 @@ pub enum Bug {
     /// CPU that flushed up to it between their page-table changes skips
     /// the second flush as up to date (a lost generation increment); with
     /// more flushers a late store takes the generation back below what a
-    /// CPU already flushed to (rejected by shuttle's racing flushers).
+    /// CPU already flushed to (rejected by the randomized racing-flushers
+    /// test with three flushers).
     /// Switched on with `TlbGen::with_bug`.
     GenIncLost,
     /// [`TlbGen::inc`] with a `Relaxed` RMW (its full barrier after it
@@ -173,7 +174,9 @@ impl TlbGen {
     }
 
     /// The generation with one of its known-bad variants switched on
-    /// ([`Bug::GenIncLost`], [`Bug::RelaxedGenInc`], [`Bug::RelaxedGenRead`]).
+    /// ([`Bug::GenIncLost`], [`Bug::RelaxedGenInc`], [`Bug::RelaxedGenRead`],
+    /// [`Bug::NoIncMb`]; the other variants are [`LazyTlb`]'s and do
+    /// nothing here).
     #[cfg(lazymm_bugs)]
     pub fn with_bug(bug: Bug) -> Self {
         Self {

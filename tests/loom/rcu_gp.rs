@@ -191,7 +191,27 @@ killed_by_the_kthread_model! {
 /// A relaxed quiescent state needs the GP end check to read exactly the
 /// quiescent state's value (not the idle entry's, whose release covers the
 /// first section too) and the free to follow before the idle entry: two
-/// more preemptions than the others.
+/// more preemptions than the others (`kthread_at_bound_4` is the correct
+/// machine at that bound).
+/// The correct machine at the relaxed quiescent state's bound. Before
+/// 2026-12-06 this failed: the GP start stored `gp_seq` relaxed, and an
+/// updater whose `done()` read the *next* GP's start freed without
+/// synchronizing with the end it counted (`bug_relaxed_gp_start` below).
+#[test]
+fn kthread_at_bound_4() {
+    run_at(Rcu::new, Updater::Polls, BOUND + 2);
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn bug_relaxed_gp_start() {
+    run_at(
+        || Rcu::with_bug(Bug::RelaxedGpStart),
+        Updater::Polls,
+        BOUND + 1,
+    );
+}
+
 #[test]
 #[should_panic(expected = "Causality violation")]
 fn bug_relaxed_qs() {

@@ -53,7 +53,7 @@ static APIC_IDS: [AtomicU32; MAX_CPUS] = [NO_ID; MAX_CPUS];
 
 /// Records the running CPU as `index`: its IDT is loaded and its APIC on.
 pub fn register(index: usize) {
-    // Release: pairs with `this_cpu`/`apic_dest`'s acquire loads.
+    // Release: pairs with `apic_dest`'s acquire load.
     APIC_IDS[index].store(hw::apic_raw_id(), Ordering::Release);
     // This kernel never runs user code, so nothing swaps GS: the base stays.
     GsBase::write(VirtAddr::from_ptr(&SELF_INDEX[index]));
@@ -71,7 +71,8 @@ pub fn this_cpu() -> usize {
             options(nostack, readonly, preserves_flags)
         );
     }
-    debug_assert!(index < MAX_CPUS);
+    // A GS base not yet set (a fault before `register`) reads address 0.
+    assert!(index < MAX_CPUS, "this_cpu() before cpus::register()");
     index
 }
 

@@ -28,17 +28,19 @@ extern "C" fn kmain() -> ! {
     hw::serial_init();
     kprintln!("lazymm-qemu: boot CPU in long mode");
     smp::init_boot_cpu();
-    let want = boot::arg("cpus")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(wiring::NR_CPUS);
-    if !(2..=wiring::NR_CPUS).contains(&want) {
+    let want = match boot::arg("cpus") {
+        None => Some(wiring::NR_CPUS),
+        Some(v) => v.parse::<usize>().ok(),
+    };
+    let Some(want) = want.filter(|n| (2..=wiring::NR_CPUS).contains(n)) else {
         kprintln!(
-            "lazymm-qemu: cpus={want}: the torture needs 2 to {} CPUs",
+            "lazymm-qemu: cpus={}: the torture needs 2 to {} CPUs",
+            boot::arg("cpus").unwrap_or(""),
             wiring::NR_CPUS
         );
         kprintln!("FAIL");
         hw::exit(Exit::Failure);
-    }
+    };
     cpus::set_nr_cpus(want);
     let up = smp::start_aps(want);
     kprintln!(
