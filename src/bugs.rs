@@ -63,6 +63,15 @@ impl<B: Copy + Eq> BugSwitch<B> {
         }
     }
 
+    /// Runs the barrier `fence` unless `bug` is on: a barrier left out by a
+    /// `bug_no_*_mb` variant. Always runs it in production builds.
+    #[inline(always)]
+    pub fn fence_unless(&self, bug: B, fence: impl FnOnce()) {
+        if !self.is(bug) {
+            fence();
+        }
+    }
+
     /// The bug that is on, if any.
     pub fn get(&self) -> Option<B> {
         #[cfg(lazymm_bugs)]

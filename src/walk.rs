@@ -170,18 +170,15 @@ impl<const N: usize> WalkTracker<N> {
                 // Relaxed + full barrier: pairs with the sync's full barrier
                 // (store buffering, module docs).
                 slot.store(word, Relaxed);
-                if !self.bug.is(Bug::NoWalkerFence) {
-                    smp_mb();
-                }
+                self.bug.fence_unless(Bug::NoWalkerFence, smp_mb);
             }
             BeginOrder::Xchg => {
                 // AcqRel RMW + smp_mb_after_atomic (a compiler fence on x86,
                 // where xchg is a full barrier): pairs with the sync's full
                 // barrier.
                 let old = slot.swap(word, self.bug.weaken(Bug::RelaxedXchgBegin, AcqRel));
-                if !self.bug.is(Bug::NoWalkerFence) {
-                    smp_mb_after_atomic();
-                }
+                self.bug
+                    .fence_unless(Bug::NoWalkerFence, smp_mb_after_atomic);
                 assert_eq!(old, 0, "nested lockless walk on {cpu}");
             }
         }

@@ -249,12 +249,8 @@ impl<const N: usize> HaphazardLazy<N> {
                 // Release: the deleter ran after the reclaim saw no hazard
                 // pointer on `w`; pairs with the waiter's acquire load, after
                 // which it frees.
-                let order = if self.bug.is(Bug::RelaxedHandOff) {
-                    Relaxed // BUG
-                } else {
-                    Release
-                };
-                s.reclaimed.store(true, order);
+                s.reclaimed
+                    .store(true, self.bug.weaken(Bug::RelaxedHandOff, Release));
             }
         }
         n

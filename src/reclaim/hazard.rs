@@ -198,10 +198,8 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
             return Err(ProtectError::SlotsFull);
         };
         slots[slot].store(addr, Relaxed);
-        if !self.bug().is(Bug::NoPublishFence) {
-            // Pairs with the smp_mb() in scan(): store buffering.
-            smp_mb();
-        }
+        // Pairs with the smp_mb() in scan(): store buffering.
+        self.bug().fence_unless(Bug::NoPublishFence, smp_mb);
         Ok(Protected { cpu, slot, addr })
     }
 
@@ -272,12 +270,8 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
             // `src`, so the object's contents are visible. (protect()'s
             // full barrier after the load that read `addr` already does:
             // Bug::RelaxedRevalidate shows it.)
-            let order = if self.bug().is(Bug::RelaxedRevalidate) {
-                Relaxed // BUG (harmless: see the variant)
-            } else {
-                Acquire
-            };
-            let again = src.load_addr(order);
+            // (Relaxed under RelaxedRevalidate: harmless, see the variant.)
+            let again = src.load_addr(self.bug().weaken(Bug::RelaxedRevalidate, Acquire));
             if again == addr {
                 return Ok(p);
             }
@@ -339,16 +333,15 @@ impl<const N: usize, const SLOTS: usize> HazardDomain<N, SLOTS> {
         if ctx == ScanContext::Atomic && on_match.is_none() {
             return Err(ScanError::CannotWait);
         }
-        if !self.bug().is(Bug::NoScanFence) {
-            // Pairs with the smp_mb() in protect(): store buffering.
-            smp_mb();
-        }
+        // Pairs with the smp_mb() in protect(): store buffering.
+        self.bug().fence_unless(Bug::NoScanFence, smp_mb);
         let mut matched = CpuSet::new();
+        // Acquire (each slot read below): pairs with release(), so the
+        // reader's uses happen before we return.
+        let order = self.bug().weaken(Bug::RelaxedScan, Acquire);
         for (cpu, slots) in self.slots.iter().take(nr_cpus) {
             for s in slots {
-                // Acquire: pairs with release(), so the reader's uses happen
-                // before we return.
-                let order = self.bug().weaken(Bug::RelaxedScan, Acquire);
+                // Acquire (`order`): pairs with release().
                 if s.load(order) != addr {
                     continue;
                 }

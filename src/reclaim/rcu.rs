@@ -249,14 +249,6 @@ impl<const N: usize> Rcu<N> {
         r
     }
 
-    /// A full barrier, left out when `bug` is on (checker builds only).
-    #[inline(always)]
-    fn mb_unless(&self, bug: Bug, mb: fn()) {
-        if !self.bug.is(bug) {
-            mb();
-        }
-    }
-
     /// `cpu` passed a quiescent state: it holds nothing it read before.
     ///
     /// # Panics
@@ -270,7 +262,7 @@ impl<const N: usize> Rcu<N> {
             .ctr
             .get(cpu)
             .fetch_add(2, self.bug.weaken(Bug::RelaxedQs, Release));
-        self.mb_unless(Bug::NoQsMb, smp_mb_after_atomic);
+        self.bug.fence_unless(Bug::NoQsMb, smp_mb_after_atomic);
         assert!(old & 1 == 1, "RCU quiescent state on {cpu}, which is idle");
     }
 
@@ -299,7 +291,8 @@ impl<const N: usize> Rcu<N> {
         // buffering): a GP whose snapshot saw `cpu` idle has its updates
         // visible to what `cpu` reads from now on.
         let old = self.ctr.get(cpu).fetch_add(1, Relaxed);
-        self.mb_unless(Bug::NoIdleExitMb, smp_mb_after_atomic);
+        self.bug
+            .fence_unless(Bug::NoIdleExitMb, smp_mb_after_atomic);
         assert!(old & 1 == 0, "RCU idle_exit on {cpu}, which is not idle");
     }
 
@@ -319,7 +312,7 @@ impl<const N: usize> Rcu<N> {
         // Full barrier: the caller's update is ordered before the `gp_seq`
         // read, so a GP that started after this read also snapshots after
         // the update (pairs with the barriers in `quiescent`/`idle_exit`).
-        self.mb_unless(Bug::NoSnapMb, smp_mb);
+        self.bug.fence_unless(Bug::NoSnapMb, smp_mb);
         // Acquire: pairs with the GP end's release store (as `done`).
         let s = self
             .gp_seq
@@ -385,7 +378,7 @@ impl<const N: usize> Rcu<N> {
             // carry the end's release through a plain store).
             self.gp_seq
                 .store(s + 1, self.bug.weaken(Bug::RelaxedGpStart, Release));
-            self.mb_unless(Bug::NoGpStartMb, smp_mb);
+            self.bug.fence_unless(Bug::NoGpStartMb, smp_mb);
             for (cpu, c) in self.ctr.iter() {
                 // Acquire: pairs with the release of the CPU's last change.
                 let now = c.load(self.bug.weaken(Bug::RelaxedSnapshot, Acquire));

@@ -198,25 +198,18 @@ impl TlbGen {
             smp_mb();
             return g;
         }
-        let order = if self.bug.is(Bug::RelaxedGenInc) {
-            Relaxed // BUG: publishes nothing
-        } else {
-            AcqRel
-        };
-        let g = self.gen.fetch_add(1, order) + 1;
-        if !self.bug.is(Bug::NoIncMb) {
-            smp_mb_after_atomic();
-        }
+        let g = self
+            .gen
+            .fetch_add(1, self.bug.weaken(Bug::RelaxedGenInc, AcqRel))
+            + 1;
+        self.bug.fence_unless(Bug::NoIncMb, smp_mb_after_atomic);
         g
     }
 
     /// The current generation. Acquire: pairs with [`inc`](Self::inc)'s
     /// release, so the page-table writes of that generation are visible.
     pub fn read(&self) -> u64 {
-        if self.bug.is(Bug::RelaxedGenRead) {
-            return self.gen.load(Relaxed); // BUG: pairs with nothing
-        }
-        self.gen.load(Acquire)
+        self.gen.load(self.bug.weaken(Bug::RelaxedGenRead, Acquire))
     }
 }
 
@@ -378,9 +371,7 @@ impl<const N: usize> LazyTlb<N> {
             // Full barrier: pairs with the flusher's `inc` (store
             // buffering): either it sees us lazy no more and IPIs us, or we
             // see its generation.
-            if !self.bug.is(Bug::NoUnlazyMb) {
-                smp_mb();
-            }
+            self.bug.fence_unless(Bug::NoUnlazyMb, smp_mb);
             return decide(gen.read());
         }
         // Relaxed + the barrier below: pairs with the flusher's `inc`.
@@ -393,9 +384,8 @@ impl<const N: usize> LazyTlb<N> {
             // A locked RMW: a full barrier on x86; in the layer an AcqRel
             // RMW plus `smp_mb_after_atomic` (pairs with the flusher's `inc`).
             cpumask.insert(cpu, self.bug.weaken(Bug::RelaxedCpumaskSet, AcqRel));
-            if !self.bug.is(Bug::NoCpumaskSetMb) {
-                smp_mb_after_atomic();
-            }
+            self.bug
+                .fence_unless(Bug::NoCpumaskSetMb, smp_mb_after_atomic);
         } else if !self.bug.is(Bug::NoMbWhenBitSet) {
             // 83b0177a6c48: the bit was already set (lazy cpumask), so the
             // RMW above is skipped; the barrier must stay.
@@ -475,9 +465,7 @@ impl<const N: usize> LazyTlb<N> {
             .get(cpu)
             .load(self.bug.weaken(Bug::RelaxedLoadedMmLoad, Acquire));
         // smp_rmb(): `is_lazy` at least as new as `loaded_mm`.
-        if !self.bug.is(Bug::NoDecideRmb) {
-            fence(Acquire);
-        }
+        self.bug.fence_unless(Bug::NoDecideRmb, || fence(Acquire));
         if self.is_lazy.get(cpu).load(Relaxed) {
             return Target::SkipLazy;
         }
